@@ -1,0 +1,107 @@
+//! Hallway's server: REST for accounts, spaces and chat history; a WebSocket
+//! per client for presence, proximity, chat and WebRTC signaling; SQLite for
+//! everything that must last. Usable as a library so that tests and the desktop
+//! app can run it in-process.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod maps;
+pub mod outbox;
+pub mod rate;
+pub mod space;
+pub mod state;
+pub mod store;
+pub mod ws;
+
+pub use config::Config;
+
+use axum::serve::ListenerExt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The name of the space a new server creates.
+pub const DEFAULT_SPACE: &str = "Office";
+
+/// Serves on `listener` until `shutdown` completes, then closes every
+/// WebSocket (code 1001) and waits briefly for connections to finish.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = store::Store::open(&config.data_dir)
+        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let maps = maps::MapStore::load(config.maps_dir.as_deref())?;
+    store
+        .ensure_default_space(DEFAULT_SPACE, maps::DEFAULT_MAP)
+        .await?;
+
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let state = state::AppState::new(config, store, maps, stop.clone(), tracker.clone());
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    let stopping = stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await?;
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// A server running on its own task, for tests and for hosting in-process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Binds `bind` (port 0 for any free port) and starts serving.
+    pub async fn start(bind: SocketAddr, config: Config) -> anyhow::Result<RunningServer> {
+        let listener = TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningServer {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}

@@ -1,0 +1,443 @@
+//! The space actor: the only owner of a space's live state. It validates moves,
+//! keeps the proximity graph, relays signaling between peers, and batches
+//! presence into one frame per tick shared by every member.
+
+use super::Joiner;
+use crate::config::Config;
+use crate::outbox::{ConnId, Outbox, encode};
+use crate::rate::TokenBucket;
+use axum::extract::ws::Utf8Bytes;
+use hallway_shared::protocol::{
+    ErrorCode, IceServer, Member, MoveRejection, Moved, Peer, ServerMessage, SpaceInfo, SpaceRules,
+    Status,
+};
+use hallway_shared::proximity::{GraphChanges, PeerGraph, Spot, is_offerer};
+use hallway_shared::{Facing, MapModel, TilePos, UserId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub enum Command {
+    Join {
+        joiner: Joiner,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    Leave {
+        user: UserId,
+        conn: ConnId,
+    },
+    Move {
+        user: UserId,
+        conn: ConnId,
+        x: i32,
+        y: i32,
+        facing: Facing,
+    },
+    Signal {
+        from: UserId,
+        conn: ConnId,
+        to: UserId,
+        payload: serde_json::Value,
+    },
+    Update {
+        user: UserId,
+        display_name: Option<String>,
+        status: Option<(Status, Option<String>)>,
+    },
+    Broadcast {
+        frame: Utf8Bytes,
+    },
+    Members {
+        reply: oneshot::Sender<Vec<Member>>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("the space has stopped")]
+    Stopped,
+}
+
+struct Present {
+    member: Member,
+    outbox: Outbox,
+    steps: TokenBucket,
+}
+
+#[derive(Default)]
+struct PendingPresence {
+    joined: Vec<Member>,
+    moved: HashMap<UserId, Moved>,
+    updated: Vec<Member>,
+    left: Vec<UserId>,
+}
+
+impl PendingPresence {
+    fn is_empty(&self) -> bool {
+        self.joined.is_empty()
+            && self.moved.is_empty()
+            && self.updated.is_empty()
+            && self.left.is_empty()
+    }
+}
+
+pub struct SpaceActor {
+    info: SpaceInfo,
+    map: Arc<MapModel>,
+    rules: SpaceRules,
+    step_burst: f32,
+    ice_servers: Vec<IceServer>,
+    tick: Duration,
+    grace: Duration,
+    members: HashMap<UserId, Present>,
+    graph: PeerGraph,
+    /// Pairs unlinked recently, for the signaling grace period.
+    unlinked: HashMap<(UserId, UserId), Instant>,
+    /// Where people stood when they left, so a rejoin puts them back.
+    last_positions: HashMap<UserId, (TilePos, Facing)>,
+    pending: PendingPresence,
+    next_spawn: usize,
+    online: Arc<AtomicUsize>,
+}
+
+impl SpaceActor {
+    pub fn new(
+        info: SpaceInfo,
+        map: Arc<MapModel>,
+        config: &Config,
+        online: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            info,
+            map,
+            rules: SpaceRules {
+                proximity: config.proximity,
+                max_steps_per_second: config.max_steps_per_second,
+            },
+            step_burst: config.step_burst,
+            ice_servers: config.ice_servers.clone(),
+            tick: config.tick,
+            grace: Duration::from_millis(config.proximity.signal_grace_ms),
+            members: HashMap::new(),
+            graph: PeerGraph::new(config.proximity),
+            unlinked: HashMap::new(),
+            last_positions: HashMap::new(),
+            pending: PendingPresence::default(),
+            next_spawn: 0,
+            online,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                _ = tick.tick() => self.flush(),
+                () = shutdown.cancelled() => break,
+            }
+        }
+        tracing::debug!(space = %self.info.id, "space actor stopped");
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join { joiner, reply } => {
+                self.join(joiner);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Leave { user, conn } => self.leave(user, conn),
+            Command::Move {
+                user,
+                conn,
+                x,
+                y,
+                facing,
+            } => self.step(user, conn, TilePos::new(x, y), facing),
+            Command::Signal {
+                from,
+                conn,
+                to,
+                payload,
+            } => self.signal(from, conn, to, payload),
+            Command::Update {
+                user,
+                display_name,
+                status,
+            } => self.update(user, display_name, status),
+            Command::Broadcast { frame } => {
+                for p in self.members.values() {
+                    p.outbox.send(frame.clone());
+                }
+            }
+            Command::Members { reply } => {
+                let _ = reply.send(self.member_list());
+            }
+        }
+    }
+
+    fn member_list(&self) -> Vec<Member> {
+        let mut list: Vec<Member> = self.members.values().map(|p| p.member.clone()).collect();
+        list.sort_by_key(|m| m.user_id);
+        list
+    }
+
+    fn spot(&self, pos: TilePos) -> Spot {
+        Spot::new(pos, self.map.zone_at(pos))
+    }
+
+    fn spawn_point(&mut self, user: UserId) -> (TilePos, Facing) {
+        if let Some(&(pos, facing)) = self.last_positions.get(&user) {
+            if self.map.is_walkable(pos) {
+                return (pos, facing);
+            }
+        }
+        let pos = self.map.spawns[self.next_spawn % self.map.spawns.len()];
+        self.next_spawn += 1;
+        (pos, Facing::Down)
+    }
+
+    fn join(&mut self, joiner: Joiner) {
+        let user = joiner.user_id;
+        if let Some(present) = self.members.get_mut(&user) {
+            // The same user from another connection: the new one takes over.
+            let old = std::mem::replace(&mut present.outbox, joiner.outbox);
+            if old.conn != present.outbox.conn {
+                old.send_msg(&ServerMessage::Error {
+                    code: ErrorCode::SessionReplaced,
+                    message: "you joined this space from another connection".into(),
+                    client_msg_id: None,
+                });
+            }
+            self.welcome(user);
+            self.send_proximity(user);
+            return;
+        }
+        let (pos, facing) = self.spawn_point(user);
+        let member = Member {
+            user_id: user,
+            display_name: joiner.display_name,
+            x: pos.x,
+            y: pos.y,
+            facing,
+            status: joiner.status,
+            status_text: joiner.status_text,
+        };
+        self.pending.left.retain(|&u| u != user);
+        self.pending.joined.push(member.clone());
+        self.members.insert(
+            user,
+            Present {
+                member,
+                outbox: joiner.outbox,
+                steps: TokenBucket::new(
+                    f64::from(self.rules.max_steps_per_second),
+                    f64::from(self.step_burst.max(1.0)),
+                ),
+            },
+        );
+        self.online.store(self.members.len(), Ordering::Relaxed);
+        self.welcome(user);
+        let changes = self.graph.upsert(user, self.spot(pos));
+        self.apply(&changes);
+    }
+
+    fn welcome(&self, user: UserId) {
+        let Some(present) = self.members.get(&user) else {
+            return;
+        };
+        let mut space = self.info.clone();
+        space.online = self.members.len();
+        present.outbox.send_msg(&ServerMessage::Welcome {
+            you: present.member.clone(),
+            space,
+            members: self.member_list(),
+            rules: self.rules,
+            ice_servers: self.ice_servers.clone(),
+        });
+    }
+
+    fn leave(&mut self, user: UserId, conn: ConnId) {
+        let Some(present) = self.members.get(&user) else {
+            return;
+        };
+        if present.outbox.conn != conn {
+            return; // a replaced connection going away
+        }
+        let present = self.members.remove(&user).expect("checked above");
+        self.online.store(self.members.len(), Ordering::Relaxed);
+        self.last_positions.insert(
+            user,
+            (
+                TilePos::new(present.member.x, present.member.y),
+                present.member.facing,
+            ),
+        );
+        self.pending.joined.retain(|m| m.user_id != user);
+        self.pending.updated.retain(|m| m.user_id != user);
+        self.pending.moved.remove(&user);
+        self.pending.left.push(user);
+        let changes = self.graph.remove(user);
+        self.apply(&changes);
+    }
+
+    fn step(&mut self, user: UserId, conn: ConnId, to: TilePos, facing: Facing) {
+        let map = Arc::clone(&self.map);
+        let Some(present) = self.members.get_mut(&user) else {
+            return;
+        };
+        if present.outbox.conn != conn {
+            return;
+        }
+        let from = TilePos::new(present.member.x, present.member.y);
+        let rejection = if to == from {
+            None
+        } else if from.manhattan(to) != 1 {
+            Some(MoveRejection::TooFar)
+        } else if !map.is_walkable(to) {
+            Some(MoveRejection::Blocked)
+        } else if !present.steps.try_take() {
+            Some(MoveRejection::TooFast)
+        } else {
+            None
+        };
+        if let Some(reason) = rejection {
+            present.outbox.send_msg(&ServerMessage::MoveRejected {
+                x: from.x,
+                y: from.y,
+                facing: present.member.facing,
+                reason,
+            });
+            return;
+        }
+        if to == from && facing == present.member.facing {
+            return;
+        }
+        present.member.x = to.x;
+        present.member.y = to.y;
+        present.member.facing = facing;
+        self.pending.moved.insert(
+            user,
+            Moved {
+                user_id: user,
+                x: to.x,
+                y: to.y,
+                facing,
+            },
+        );
+        if to != from {
+            let changes = self.graph.upsert(user, self.spot(to));
+            self.apply(&changes);
+        }
+    }
+
+    fn signal(&mut self, from: UserId, conn: ConnId, to: UserId, payload: serde_json::Value) {
+        let Some(sender) = self.members.get(&from) else {
+            return;
+        };
+        if sender.outbox.conn != conn {
+            return;
+        }
+        let pair = if from < to { (from, to) } else { (to, from) };
+        let allowed = self.graph.are_linked(from, to)
+            || self
+                .unlinked
+                .get(&pair)
+                .is_some_and(|t| t.elapsed() <= self.grace);
+        match self.members.get(&to) {
+            Some(target) if allowed => {
+                target
+                    .outbox
+                    .send_msg(&ServerMessage::Signal { from, payload });
+            }
+            _ => {
+                sender.outbox.send_msg(&ServerMessage::Error {
+                    code: ErrorCode::NotPeer,
+                    message: format!("user {to} is not your peer"),
+                    client_msg_id: None,
+                });
+            }
+        }
+    }
+
+    fn update(
+        &mut self,
+        user: UserId,
+        display_name: Option<String>,
+        status: Option<(Status, Option<String>)>,
+    ) {
+        let Some(present) = self.members.get_mut(&user) else {
+            return;
+        };
+        if let Some(name) = display_name {
+            present.member.display_name = name;
+        }
+        if let Some((status, text)) = status {
+            present.member.status = status;
+            present.member.status_text = text;
+        }
+        let member = present.member.clone();
+        self.pending.updated.retain(|m| m.user_id != user);
+        self.pending.updated.push(member);
+    }
+
+    /// Records unlink times for the grace period and tells everyone affected
+    /// their new peer list.
+    fn apply(&mut self, changes: &GraphChanges) {
+        let now = Instant::now();
+        for pair in &changes.removed {
+            self.unlinked.insert(*pair, now);
+        }
+        for pair in &changes.added {
+            self.unlinked.remove(pair);
+        }
+        for user in changes.affected() {
+            self.send_proximity(user);
+        }
+    }
+
+    fn send_proximity(&self, user: UserId) {
+        let Some(present) = self.members.get(&user) else {
+            return;
+        };
+        let peers = self
+            .graph
+            .peers(user)
+            .iter()
+            .map(|&p| Peer {
+                user_id: p,
+                offerer: is_offerer(user, p),
+            })
+            .collect();
+        present.outbox.send_msg(&ServerMessage::Proximity { peers });
+    }
+
+    /// Sends the tick's presence batch, encoded once, to everyone.
+    fn flush(&mut self) {
+        let grace = self.grace;
+        self.unlinked.retain(|_, t| t.elapsed() <= grace);
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut moved: Vec<Moved> = pending.moved.into_values().collect();
+        moved.sort_by_key(|m| m.user_id);
+        let frame = encode(&ServerMessage::Presence {
+            joined: pending.joined,
+            moved,
+            updated: pending.updated,
+            left: pending.left,
+        });
+        for p in self.members.values() {
+            p.outbox.send(frame.clone());
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! One WebSocket connection: a read loop that checks, limits and dispatches
+//! each message, and a writer task fed by the connection's bounded [`Outbox`].
+
+use super::chat::{self, ChatInput};
+use crate::error::ApiError;
+use crate::http::validate;
+use crate::outbox::{CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_TOO_BIG, CloseReason, Outbox, encode};
+use crate::rate::TokenBucket;
+use crate::space::{Joiner, SpaceHandle};
+use crate::state::AppState;
+use crate::store::NewMessage;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hallway_shared::protocol::{
+    ChannelKind, ClientMessage, ErrorCode, MAX_CHAT_CHARS, MAX_CLIENT_MSG_ID_BYTES,
+    MAX_FRAME_BYTES, MAX_SIGNAL_PAYLOAD_BYTES, ServerMessage, SpaceInfo, Status, UserInfo,
+};
+use hallway_shared::{ChannelId, SpaceId};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The `type`s a client may send, to tell "unknown type" from "bad fields".
+const CLIENT_TYPES: &[&str] = &["join", "move", "chat_send", "signal", "set_status", "leave"];
+
+pub async fn run(socket: WebSocket, state: AppState, user: UserInfo) {
+    let kill = state.shutdown.child_token();
+    let (outbox, rx) = Outbox::new(state.config.outbox_capacity, kill);
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        outbox.clone(),
+        state.config.ping_interval,
+        state.shutdown.clone(),
+    ));
+    state.hub.register(user.id, outbox.clone());
+    tracing::debug!(user = %user.id, conn = outbox.conn.0, "connected");
+
+    let mut session = Session {
+        messages: TokenBucket::new(state.config.messages_per_second, state.config.message_burst),
+        chats: TokenBucket::new(state.config.chats_per_second, state.config.chat_burst),
+        state,
+        user,
+        outbox,
+        space: None,
+    };
+    session.read_loop(stream).await;
+
+    if let Some(space) = session.space.take() {
+        space.leave(session.user.id, session.outbox.conn).await;
+    }
+    session
+        .state
+        .hub
+        .unregister(session.user.id, session.outbox.conn);
+    session.outbox.close(CloseReason {
+        code: 1000,
+        reason: "",
+    });
+    let _ = writer.await;
+    tracing::debug!(user = %session.user.id, conn = session.outbox.conn.0, "disconnected");
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    outbox: Outbox,
+    ping_every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let kill = outbox.closed().clone();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = kill.cancelled() => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => Message::Text(frame),
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        let sent = tokio::select! {
+            r = sink.send(message) => r.is_ok(),
+            () = kill.cancelled() => false,
+        };
+        if !sent {
+            break;
+        }
+    }
+    let reason = outbox.close_reason().unwrap_or(if shutdown.is_cancelled() {
+        CLOSE_SHUTDOWN
+    } else {
+        CloseReason {
+            code: 1000,
+            reason: "",
+        }
+    });
+    let close = Message::Close(Some(CloseFrame {
+        code: reason.code,
+        reason: reason.reason.into(),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+}
+
+struct Session {
+    state: AppState,
+    user: UserInfo,
+    outbox: Outbox,
+    space: Option<SpaceHandle>,
+    messages: TokenBucket,
+    chats: TokenBucket,
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
+        let kill = self.outbox.closed().clone();
+        let idle = self.state.config.idle_timeout;
+        loop {
+            let next = tokio::select! {
+                () = kill.cancelled() => return,
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            let message = match next {
+                Err(_) => {
+                    self.outbox.close(CLOSE_IDLE);
+                    return;
+                }
+                Ok(None) => return,
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(user = %self.user.id, "websocket read failed: {e}");
+                    if e.to_string().to_lowercase().contains("too long")
+                        || e.to_string().to_lowercase().contains("capacity")
+                    {
+                        self.outbox.close(CLOSE_TOO_BIG);
+                    }
+                    return;
+                }
+                Ok(Some(Ok(m))) => m,
+            };
+            match message {
+                Message::Text(text) => self.on_text(text.as_str()).await,
+                Message::Binary(_) => self.error(
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported; send JSON text",
+                ),
+                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Close(_) => return,
+            }
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: impl Into<String>) {
+        self.outbox.send_msg(&ServerMessage::Error {
+            code,
+            message: message.into(),
+            client_msg_id: None,
+        });
+    }
+
+    fn chat_error(&self, code: ErrorCode, message: impl Into<String>, client_msg_id: &str) {
+        self.outbox.send_msg(&ServerMessage::Error {
+            code,
+            message: message.into(),
+            client_msg_id: Some(client_msg_id.to_owned()),
+        });
+    }
+
+    fn api_error(&self, e: &ApiError, client_msg_id: Option<&str>) {
+        if let ApiError::Internal(cause) = e {
+            tracing::error!("internal error: {cause:#}");
+        }
+        self.outbox.send_msg(&ServerMessage::Error {
+            code: e.code(),
+            message: e.to_string(),
+            client_msg_id: client_msg_id.map(str::to_owned),
+        });
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        if text.len() > MAX_FRAME_BYTES {
+            return self.error(
+                ErrorCode::TooLarge,
+                format!(
+                    "message is {} bytes; the limit is {MAX_FRAME_BYTES}",
+                    text.len()
+                ),
+            );
+        }
+        if !self.messages.try_take() {
+            return self.error(ErrorCode::RateLimited, "too many messages; slow down");
+        }
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) => m,
+            Err(e) => return self.parse_error(text, &e),
+        };
+        match message {
+            ClientMessage::Join { space_id } => self.join(space_id).await,
+            ClientMessage::Move { x, y, facing } => match &self.space {
+                Some(space) => {
+                    space
+                        .step(self.user.id, self.outbox.conn, x, y, facing)
+                        .await
+                }
+                None => self.error(ErrorCode::NotInSpace, "join a space first"),
+            },
+            ClientMessage::ChatSend {
+                channel_id,
+                client_msg_id,
+                body,
+            } => self.chat(channel_id, client_msg_id, body).await,
+            ClientMessage::Signal { to, payload } => {
+                let Some(space) = &self.space else {
+                    return self.error(ErrorCode::NotInSpace, "join a space first");
+                };
+                if to == self.user.id {
+                    return self.error(ErrorCode::BadRequest, "cannot signal yourself");
+                }
+                let size = serde_json::to_string(&payload).map_or(usize::MAX, |s| s.len());
+                if size > MAX_SIGNAL_PAYLOAD_BYTES {
+                    return self.error(
+                        ErrorCode::TooLarge,
+                        format!("signal payload is {size} bytes; the limit is {MAX_SIGNAL_PAYLOAD_BYTES}"),
+                    );
+                }
+                space
+                    .signal(self.user.id, self.outbox.conn, to, payload)
+                    .await;
+            }
+            ClientMessage::SetStatus { status, text } => {
+                if let Err(e) = self.set_status(status, text.as_deref()).await {
+                    self.api_error(&e, None);
+                }
+            }
+            ClientMessage::Leave => {
+                if let Some(space) = self.space.take() {
+                    space.leave(self.user.id, self.outbox.conn).await;
+                }
+            }
+        }
+    }
+
+    fn parse_error(&self, text: &str, e: &serde_json::Error) {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Err(e) => self.error(ErrorCode::Malformed, format!("not valid JSON: {e}")),
+            Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
+                None => self.error(
+                    ErrorCode::Malformed,
+                    "expected a JSON object with a string \"type\"",
+                ),
+                Some(t) if !CLIENT_TYPES.contains(&t) => {
+                    self.error(
+                        ErrorCode::UnknownType,
+                        format!("unknown message type {t:?}"),
+                    );
+                }
+                Some(t) => self.error(ErrorCode::BadRequest, format!("invalid {t:?} message: {e}")),
+            },
+        }
+    }
+
+    async fn join(&mut self, space_id: SpaceId) {
+        let state = self.state.clone();
+        let space = match crate::http::accessible_space(&state, self.user.id, space_id).await {
+            Ok(s) => s,
+            Err(e) => return self.api_error(&e, None),
+        };
+        let Some(map) = state.maps.get(&space.map) else {
+            let e = ApiError::Internal(anyhow::anyhow!(
+                "space {} uses unknown map {}",
+                space.id,
+                space.map
+            ));
+            return self.api_error(&e, None);
+        };
+        if let Some(current) = self.space.take() {
+            current.leave(self.user.id, self.outbox.conn).await;
+        }
+        let info = SpaceInfo {
+            id: space.id,
+            name: space.name,
+            private: space.private,
+            invite_code: space.invite_code,
+            map: space.map,
+            online: 0,
+        };
+        let Some(handle) = state.spaces.get_or_start(info, map) else {
+            return self.api_error(
+                &ApiError::Internal(anyhow::anyhow!("space registry poisoned")),
+                None,
+            );
+        };
+        let joiner = Joiner {
+            user_id: self.user.id,
+            display_name: self.user.display_name.clone(),
+            status: self.user.status,
+            status_text: self.user.status_text.clone(),
+            outbox: self.outbox.clone(),
+        };
+        if handle.join(joiner).await.is_ok() {
+            self.space = Some(handle);
+        }
+    }
+
+    async fn set_status(&mut self, status: Status, text: Option<&str>) -> Result<(), ApiError> {
+        let text = validate::status_text(text)?;
+        self.state
+            .store
+            .set_status(self.user.id, status, text.clone())
+            .await?;
+        self.user.status = status;
+        self.user.status_text.clone_from(&text);
+        if let Some(space) = &self.space {
+            space.update(self.user.id, None, Some((status, text))).await;
+        }
+        Ok(())
+    }
+
+    async fn chat(&mut self, channel_id: ChannelId, client_msg_id: String, body: String) {
+        if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
+            return self.error(
+                ErrorCode::BadRequest,
+                format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_BYTES} bytes"),
+            );
+        }
+        if !self.chats.try_take() {
+            return self.chat_error(
+                ErrorCode::RateLimited,
+                "too many chat messages; slow down",
+                &client_msg_id,
+            );
+        }
+        if body.trim().is_empty() || body.chars().count() > MAX_CHAT_CHARS {
+            return self.chat_error(
+                ErrorCode::BadRequest,
+                format!("a message has 1 to {MAX_CHAT_CHARS} characters"),
+                &client_msg_id,
+            );
+        }
+        let (kind, text) = match chat::parse(&body) {
+            ChatInput::Message(kind, text) => (kind, text),
+            ChatInput::Nick(name) => {
+                let result = self.nick(&name).await;
+                return self.command_done(result, &client_msg_id);
+            }
+            ChatInput::Status(status, text) => {
+                let result = self.set_status(status, text.as_deref()).await;
+                return self.command_done(result, &client_msg_id);
+            }
+            ChatInput::Unknown(name) => {
+                return self.chat_error(
+                    ErrorCode::UnknownCommand,
+                    format!("unknown command /{name}; {}", chat::HELP),
+                    &client_msg_id,
+                );
+            }
+        };
+        if let Err(e) = self.post(channel_id, &client_msg_id, kind, text).await {
+            self.api_error(&e, Some(&client_msg_id));
+        }
+    }
+
+    fn command_done(&self, result: Result<(), ApiError>, client_msg_id: &str) {
+        match result {
+            Ok(()) => {
+                self.outbox.send_msg(&ServerMessage::ChatAck {
+                    client_msg_id: client_msg_id.to_owned(),
+                    message_id: None,
+                });
+            }
+            Err(e) => self.api_error(&e, Some(client_msg_id)),
+        }
+    }
+
+    async fn nick(&mut self, name: &str) -> Result<(), ApiError> {
+        let name = validate::display_name(name)?;
+        self.state
+            .store
+            .set_display_name(self.user.id, name.clone())
+            .await?;
+        self.user.display_name.clone_from(&name);
+        if let Some(space) = &self.space {
+            space.update(self.user.id, Some(name), None).await;
+        }
+        Ok(())
+    }
+
+    /// Stores a message, acknowledges it, then delivers it to the channel's
+    /// audience (a repeated `client_msg_id` is acknowledged, not delivered again).
+    async fn post(
+        &mut self,
+        channel_id: ChannelId,
+        client_msg_id: &str,
+        kind: hallway_shared::protocol::MessageKind,
+        body: String,
+    ) -> Result<(), ApiError> {
+        let state = self.state.clone();
+        let channel = crate::http::accessible_channel(&state, self.user.id, channel_id).await?;
+        let space_handle = match (channel.kind, channel.space_id) {
+            (ChannelKind::Space, Some(space)) => match &self.space {
+                Some(h) if h.id == space => Some(h.clone()),
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "join this channel's space to post in it".into(),
+                    ));
+                }
+            },
+            _ => None,
+        };
+        let stored = state
+            .store
+            .insert_message(NewMessage {
+                channel_id,
+                author_id: self.user.id,
+                author_name: self.user.display_name.clone(),
+                kind,
+                body,
+                client_msg_id: client_msg_id.to_owned(),
+            })
+            .await?;
+        self.outbox.send_msg(&ServerMessage::ChatAck {
+            client_msg_id: client_msg_id.to_owned(),
+            message_id: Some(stored.message.id),
+        });
+        if stored.duplicate {
+            return Ok(());
+        }
+        let frame = encode(&ServerMessage::ChatMessage {
+            message: stored.message,
+        });
+        match (space_handle, channel.direct) {
+            (Some(space), _) => space.broadcast(frame).await,
+            (None, Some((a, b))) => {
+                state.hub.send_to_user(a, &frame);
+                state.hub.send_to_user(b, &frame);
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
