@@ -32,8 +32,11 @@ pub struct Config {
     /// Chat messages a second per connection, sustained and burst.
     pub chats_per_second: f64,
     pub chat_burst: f64,
-    /// Login attempts per username, and per client address, each minute.
+    /// Login attempts per username each minute.
     pub login_attempts_per_minute: u32,
+    /// Login and registration attempts per client address each minute (an
+    /// office behind one NAT shares an address).
+    pub login_attempts_per_address_minute: u32,
     /// Guest accounts created per client address each minute.
     pub guests_per_minute: u32,
     /// Open WebSocket connections at most.
@@ -59,6 +62,7 @@ impl Config {
             chats_per_second: 3.0,
             chat_burst: 10.0,
             login_attempts_per_minute: 10,
+            login_attempts_per_address_minute: 60,
             guests_per_minute: 120,
             max_connections: 10_000,
             tick: Duration::from_millis(50),

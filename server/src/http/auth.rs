@@ -67,7 +67,7 @@ async fn register(
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
-    if !state.login_limiter.check(&format!("ip:{addr}")) {
+    if !state.address_limiter.check(&addr) {
         return Err(ApiError::RateLimited);
     }
     let username = validate::username(&req.username)?;
@@ -93,7 +93,7 @@ async fn login(
     let by_user = state
         .login_limiter
         .check(&format!("user:{}", req.username.to_lowercase()));
-    let by_addr = state.login_limiter.check(&format!("ip:{addr}"));
+    let by_addr = state.address_limiter.check(&addr);
     if !by_user || !by_addr {
         return Err(ApiError::RateLimited);
     }

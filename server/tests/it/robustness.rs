@@ -1,0 +1,307 @@
+use crate::common::*;
+use futures_util::{SinkExt, StreamExt};
+use hallway_shared::Facing;
+use hallway_shared::TilePos;
+use hallway_shared::protocol::{ClientMessage, ErrorCode, MoveRejection, ServerMessage};
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+async fn rejection(c: &mut Client) -> (MoveRejection, TilePos) {
+    match c
+        .expect("move_rejected", |m| {
+            matches!(m, ServerMessage::MoveRejected { .. })
+        })
+        .await
+    {
+        ServerMessage::MoveRejected { x, y, reason, .. } => (reason, TilePos::new(x, y)),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn walls_teleports_and_diagonals_are_rejected_with_the_true_position() {
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    let map = s.map(&ann.token).await;
+    // Walk next to the outer wall on the left.
+    ann.walk_to(&map, TilePos::new(1, 9)).await;
+    ann.send(&ClientMessage::Move {
+        x: 0,
+        y: 9,
+        facing: Facing::Left,
+    })
+    .await;
+    assert_eq!(
+        rejection(&mut ann).await,
+        (MoveRejection::Blocked, TilePos::new(1, 9))
+    );
+    ann.send(&ClientMessage::Move {
+        x: 5,
+        y: 9,
+        facing: Facing::Right,
+    })
+    .await;
+    assert_eq!(
+        rejection(&mut ann).await,
+        (MoveRejection::TooFar, TilePos::new(1, 9))
+    );
+    ann.send(&ClientMessage::Move {
+        x: 2,
+        y: 10,
+        facing: Facing::Right,
+    })
+    .await;
+    assert_eq!(
+        rejection(&mut ann).await,
+        (MoveRejection::TooFar, TilePos::new(1, 9))
+    );
+    ann.send(&ClientMessage::Move {
+        x: -1,
+        y: 9,
+        facing: Facing::Left,
+    })
+    .await;
+    assert_eq!(rejection(&mut ann).await.0, MoveRejection::TooFar);
+    // A legal step still works afterwards, and turning in place is fine.
+    ann.walk_to(&map, TilePos::new(2, 9)).await;
+    ann.send(&ClientMessage::Move {
+        x: 2,
+        y: 9,
+        facing: Facing::Up,
+    })
+    .await;
+    let me = ann.user;
+    ann.expect("the turn", |m| {
+        matches!(m, ServerMessage::Presence { moved, .. }
+            if moved.iter().any(|mv| mv.user_id == me && mv.facing == Facing::Up))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn moving_faster_than_the_step_rate_is_rejected() {
+    let s = TestServer::start_with(|c| {
+        c.max_steps_per_second = 8.0;
+        c.step_burst = 4.0;
+    })
+    .await;
+    let mut ann = s.joined("Ann").await;
+    let map = s.map(&ann.token).await;
+    let start = ann.pos;
+    let next = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+        .into_iter()
+        .map(|(dx, dy)| TilePos::new(start.x + dx, start.y + dy))
+        .find(|p| map.is_walkable(*p))
+        .unwrap();
+    for i in 0..20 {
+        let to = if i % 2 == 0 { next } else { start };
+        ann.send(&ClientMessage::Move {
+            x: to.x,
+            y: to.y,
+            facing: Facing::Down,
+        })
+        .await;
+    }
+    assert_eq!(rejection(&mut ann).await.0, MoveRejection::TooFast);
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_invalid_messages_get_errors_and_the_connection_stays() {
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    ann.send_text("{not json".into()).await;
+    assert_eq!(ann.error().await.0, ErrorCode::Malformed);
+    ann.send_text("[1,2,3]".into()).await;
+    assert_eq!(ann.error().await.0, ErrorCode::Malformed);
+    ann.send_text(json!({"type": "teleport", "x": 1}).to_string())
+        .await;
+    assert_eq!(ann.error().await.0, ErrorCode::UnknownType);
+    ann.send_text(json!({"type": "move", "x": "left"}).to_string())
+        .await;
+    assert_eq!(ann.error().await.0, ErrorCode::BadRequest);
+    ann.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(ann.error().await.0, ErrorCode::BadRequest);
+    // Over 64 KiB: refused, connection kept.
+    ann.send_text(json!({"type": "leave", "pad": "x".repeat(70_000)}).to_string())
+        .await;
+    let (code, message) = ann.error().await;
+    assert_eq!(code, ErrorCode::TooLarge);
+    assert!(message.contains("65536"), "{message}");
+    // Still connected and working.
+    ann.join(OFFICE).await;
+}
+
+#[tokio::test]
+async fn a_huge_frame_closes_the_connection() {
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    let _ = ann
+        .ws
+        .send(Message::text("x".repeat(2 * 1024 * 1024)))
+        .await;
+    ann.drain(Duration::from_secs(2)).await;
+    assert!(
+        ann.closed.is_some(),
+        "the server closes on a frame over its hard limit"
+    );
+}
+
+#[tokio::test]
+async fn messages_before_joining_say_so() {
+    let s = TestServer::start().await;
+    let auth = s.guest("Ann").await;
+    let mut c = Client::connect(s.addr, &auth.token).await.unwrap();
+    c.send(&ClientMessage::Move {
+        x: 1,
+        y: 1,
+        facing: Facing::Up,
+    })
+    .await;
+    assert_eq!(c.error().await.0, ErrorCode::NotInSpace);
+    c.send(&ClientMessage::Join {
+        space_id: hallway_shared::SpaceId(77),
+    })
+    .await;
+    assert_eq!(c.error().await.0, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn unauthorized_websockets_get_401() {
+    let s = TestServer::start().await;
+    for token in ["", "wrong-token"] {
+        match Client::connect(s.addr, token).await {
+            Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("connected without a valid token"),
+        }
+    }
+    let url = format!("ws://{}/ws", s.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    // A token in the query works (for clients that cannot set headers).
+    let auth = s.guest("Ann").await;
+    let url = format!("ws://{}/ws?token={}", s.addr, auth.token);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "join", "space_id": 1}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!("no welcome")
+    };
+    assert!(t.as_str().contains("\"welcome\""));
+}
+
+#[tokio::test]
+async fn message_floods_are_rate_limited() {
+    let s = TestServer::start_with(|c| {
+        c.messages_per_second = 20.0;
+        c.message_burst = 20.0;
+    })
+    .await;
+    let mut ann = s.joined("Ann").await;
+    let pos = ann.pos;
+    for _ in 0..60 {
+        ann.send(&ClientMessage::Move {
+            x: pos.x,
+            y: pos.y,
+            facing: Facing::Up,
+        })
+        .await;
+    }
+    assert_eq!(ann.error().await.0, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
+async fn silent_clients_are_dropped_and_ponging_ones_kept() {
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(100);
+        c.idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let mut silent = s.joined("Silent").await;
+    let mut awake = s.joined("Awake").await;
+    // `awake` keeps reading, so its WebSocket library answers pings; `silent`
+    // reads nothing, so it never answers.
+    awake.drain(Duration::from_millis(1500)).await;
+    assert!(awake.closed.is_none(), "a client answering pings stays");
+    let (_, _, detail) = s
+        .get::<hallway_shared::protocol::SpaceDetail>(&awake.token, "/api/spaces/1")
+        .await;
+    let present: Vec<_> = detail.unwrap().members.iter().map(|m| m.user_id).collect();
+    assert_eq!(present, [awake.user], "the silent client was dropped");
+    silent.drain(Duration::from_millis(500)).await;
+    assert!(silent.closed.is_some(), "its connection is closed");
+    awake.join(OFFICE).await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_disconnected_instead_of_buffered() {
+    let s = TestServer::start_with(|c| c.outbox_capacity = 16).await;
+    let mut slow = s.joined("Slow").await;
+    let mut fast = s.joined("Fast").await;
+    let target = slow.user;
+    fast.await_peers("[slow]", |p| p == [target]).await;
+    // Signals at a client that reads nothing, far more than socket buffers
+    // hold, until the server drops it (and so unlinks it from `fast`).
+    let payload = json!({"kind": "candidate", "pad": "x".repeat(30_000)});
+    let mut sent = 0;
+    while !fast.peers.is_empty() {
+        assert!(sent < 3000, "the slow reader was never dropped");
+        for _ in 0..8 {
+            fast.send(&ClientMessage::Signal {
+                to: target,
+                payload: payload.clone(),
+            })
+            .await;
+        }
+        sent += 8;
+        fast.drain(Duration::from_millis(5)).await;
+    }
+    // The slow client finds its connection closed after what was already in flight.
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), slow.ws.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => received += 1,
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("still connected and idle after {received} frames"),
+        }
+    }
+    assert!(received < sent, "dropped after {received} of {sent} frames");
+    // The sender is unaffected.
+    assert!(fast.closed.is_none());
+    fast.join(OFFICE).await;
+}
+
+#[tokio::test]
+async fn a_second_connection_of_the_same_user_takes_over() {
+    let s = TestServer::start().await;
+    let mut first = s.joined("Ann").await;
+    let mut second = Client::connect(s.addr, &first.token).await.unwrap();
+    second.user = first.user;
+    second.join(OFFICE).await;
+    assert_eq!(first.error().await.0, ErrorCode::SessionReplaced);
+    // The old connection closing does not take the user out of the space.
+    let token = first.token.clone();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, _, detail) = s
+        .get::<hallway_shared::protocol::SpaceDetail>(&token, "/api/spaces/1")
+        .await;
+    assert_eq!(detail.unwrap().members.len(), 1);
+    drop(second);
+}
+
+#[tokio::test]
+async fn shutdown_closes_websockets_as_going_away() {
+    let mut s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    s.stop().await;
+    ann.drain(Duration::from_secs(2)).await;
+    assert_eq!(ann.closed, Some(Some(1001)));
+}
