@@ -69,3 +69,39 @@ impl Config {
         }
     }
 }
+
+/// Reads an ICE server from a URL: `turn:user:pass@host:port` becomes a TURN
+/// server with credentials, anything else (`stun:host:port`) is used as is.
+pub fn parse_ice_server(s: &str) -> IceServer {
+    let (scheme, rest) = s.split_once(':').unwrap_or((s, ""));
+    if let Some((creds, host)) = rest.rsplit_once('@')
+        && let Some((user, pass)) = creds.split_once(':')
+    {
+        return IceServer {
+            urls: vec![format!("{scheme}:{host}")],
+            username: Some(user.to_owned()),
+            credential: Some(pass.to_owned()),
+        };
+    }
+    IceServer {
+        urls: vec![s.to_owned()],
+        username: None,
+        credential: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_server_urls() {
+        let stun = parse_ice_server("stun:stun.example.org:3478");
+        assert_eq!(stun.urls, ["stun:stun.example.org:3478"]);
+        assert_eq!(stun.username, None);
+        let turn = parse_ice_server("turn:ann:s3cret@turn.example.org:3478");
+        assert_eq!(turn.urls, ["turn:turn.example.org:3478"]);
+        assert_eq!(turn.username.as_deref(), Some("ann"));
+        assert_eq!(turn.credential.as_deref(), Some("s3cret"));
+    }
+}

@@ -20,12 +20,12 @@ impl Hub {
     }
 
     pub fn unregister(&self, user: UserId, conn: ConnId) {
-        if let Ok(mut users) = self.users.lock() {
-            if let Some(list) = users.get_mut(&user) {
-                list.retain(|o| o.conn != conn);
-                if list.is_empty() {
-                    users.remove(&user);
-                }
+        if let Ok(mut users) = self.users.lock()
+            && let Some(list) = users.get_mut(&user)
+        {
+            list.retain(|o| o.conn != conn);
+            if list.is_empty() {
+                users.remove(&user);
             }
         }
     }

@@ -188,7 +188,9 @@ impl PeerGraph {
                 return changes;
             }
             self.unindex(user, old);
-            self.nodes.get_mut(&user).map(|n| n.spot = spot);
+            if let Some(n) = self.nodes.get_mut(&user) {
+                n.spot = spot;
+            }
         } else {
             self.nodes.insert(
                 user,

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     config.ice_servers = args
         .ice_servers
         .iter()
-        .map(|s| parse_ice_server(s))
+        .map(|s| hallway_server::config::parse_ice_server(s))
         .collect();
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -57,25 +57,6 @@ async fn main() -> anyhow::Result<()> {
     hallway_server::serve(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// `turn:user:pass@host:port` → a TURN server with credentials; anything else as is.
-fn parse_ice_server(s: &str) -> hallway_shared::protocol::IceServer {
-    let (scheme, rest) = s.split_once(':').unwrap_or((s, ""));
-    if let Some((creds, host)) = rest.rsplit_once('@') {
-        if let Some((user, pass)) = creds.split_once(':') {
-            return hallway_shared::protocol::IceServer {
-                urls: vec![format!("{scheme}:{host}")],
-                username: Some(user.to_owned()),
-                credential: Some(pass.to_owned()),
-            };
-        }
-    }
-    hallway_shared::protocol::IceServer {
-        urls: vec![s.to_owned()],
-        username: None,
-        credential: None,
-    }
 }
 
 async fn shutdown_signal() {

@@ -195,10 +195,10 @@ impl SpaceActor {
     }
 
     fn spawn_point(&mut self, user: UserId) -> (TilePos, Facing) {
-        if let Some(&(pos, facing)) = self.last_positions.get(&user) {
-            if self.map.is_walkable(pos) {
-                return (pos, facing);
-            }
+        if let Some(&(pos, facing)) = self.last_positions.get(&user)
+            && self.map.is_walkable(pos)
+        {
+            return (pos, facing);
         }
         let pos = self.map.spawns[self.next_spawn % self.map.spawns.len()];
         self.next_spawn += 1;
