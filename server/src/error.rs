@@ -13,16 +13,20 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
-    #[error("{0}")]
-    Forbidden(&'static str),
+    #[error("join this channel's space first")]
+    NotInSpace,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
-    #[error("too many attempts; try again in a minute")]
+    #[error("too many requests; slow down")]
     RateLimited,
     #[error("request body too large")]
     TooLarge,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the server is full; try again later")]
+    Unavailable,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -38,11 +42,13 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
-            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotInSpace => ErrorCode::NotInSpace,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::RateLimited => ErrorCode::RateLimited,
             ApiError::TooLarge => ErrorCode::TooLarge,
+            ApiError::MethodNotAllowed => ErrorCode::BadRequest,
+            ApiError::Unavailable => ErrorCode::Internal,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -51,11 +57,13 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotInSpace => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,7 +80,14 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::RateLimited) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("60"),
+            );
+        }
+        response
     }
 }
 

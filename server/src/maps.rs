@@ -155,10 +155,14 @@ pub fn load_map(
                         blocked[i] |= collides;
                     }
                 }
-                layers.push(TileLayer {
-                    name: layer.name.clone(),
-                    tiles: data,
-                });
+                // A hidden layer still blocks (a common way to draw collisions)
+                // but is not drawn.
+                if layer.visible {
+                    layers.push(TileLayer {
+                        name: layer.name.clone(),
+                        tiles: data,
+                    });
+                }
             }
             LayerType::Objects(objects) if layer.name == "zones" => {
                 for o in objects.objects() {

@@ -39,6 +39,11 @@ pub const CLOSE_SHUTDOWN: CloseReason = CloseReason {
     code: 1001,
     reason: "server shutting down",
 };
+/// The user joined from another connection; clients must not reconnect by themselves.
+pub const CLOSE_REPLACED: CloseReason = CloseReason {
+    code: 4001,
+    reason: "session replaced",
+};
 pub const CLOSE_TOO_BIG: CloseReason = CloseReason {
     code: 1009,
     reason: "message too big",

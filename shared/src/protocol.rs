@@ -7,6 +7,10 @@ use crate::proximity::ProximityConfig;
 use crate::{ChannelId, Facing, MessageId, SpaceId, UserId};
 use serde::{Deserialize, Serialize};
 
+/// The protocol's version, sent in `welcome` and `/health`. It changes only
+/// when a change would break existing clients; new fields and messages are not
+/// breaking, so clients must ignore fields and message types they do not know.
+pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest WebSocket message the server accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// The largest `signal` payload (as compact JSON) the server relays, in bytes.
@@ -78,6 +82,8 @@ pub enum ClientMessage {
 pub enum ServerMessage {
     /// You are in: your own member record, the space, and everyone in it.
     Welcome {
+        /// [`PROTOCOL_VERSION`] of the server.
+        protocol: u32,
         you: Member,
         space: SpaceInfo,
         members: Vec<Member>,
@@ -155,8 +161,6 @@ pub enum ErrorCode {
     RateLimited,
     /// Missing, unknown or expired token; wrong credentials.
     Unauthorized,
-    /// Authenticated, but not allowed to do this.
-    Forbidden,
     NotFound,
     /// Already exists (username, channel name).
     Conflict,
@@ -166,10 +170,9 @@ pub enum ErrorCode {
     NotPeer,
     /// A chat `/command` the server does not know.
     UnknownCommand,
-    /// Another connection of the same user joined the space; this one was taken out.
+    /// Another connection of the same user joined the space; this one is closed
+    /// (code 4001) and must not reconnect by itself.
     SessionReplaced,
-    /// The client did not keep up with its messages and is being disconnected.
-    SlowConsumer,
     Internal,
 }
 
@@ -207,8 +210,10 @@ pub struct Peer {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpaceRules {
     pub proximity: ProximityConfig,
-    /// The most steps a second the server accepts (a short burst above it is tolerated).
+    /// The most steps (and turns) a second the server accepts, sustained.
     pub max_steps_per_second: f32,
+    /// How many steps above that rate a client may take in a burst.
+    pub step_burst: f32,
 }
 
 /// An ICE server for WebRTC (STUN or TURN).
@@ -369,6 +374,8 @@ pub struct MessagePage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
     pub version: String,
 }
 

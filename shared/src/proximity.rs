@@ -65,7 +65,7 @@ impl Spot {
 
 /// A newcomer takes the place of someone's farthest link only if it is at least
 /// this many tiles nearer than that link, so that a crowd at the cap does not
-/// swap links at every step.
+/// swap links at every step. The same margin protects the mover's own links.
 pub const EVICTION_MARGIN: f32 = 1.0;
 
 /// May `a` and `b` be linked? `linked` says whether they are linked now, which
@@ -203,8 +203,17 @@ impl PeerGraph {
         self.index(user, spot);
 
         let cap = peer_cap(&self.cfg, spot);
+        // Nearest first, but a current link counts as EVICTION_MARGIN nearer
+        // than it is, so that the mover's own list does not flap either.
         let mut candidates = self.candidates(user, spot);
-        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let rank = |&(d, v): &(f32, UserId)| {
+            if self.are_linked(user, v) {
+                d - EVICTION_MARGIN
+            } else {
+                d
+            }
+        };
+        candidates.sort_by(|a, b| rank(a).total_cmp(&rank(b)).then(a.1.cmp(&b.1)));
 
         let mut keep: Vec<UserId> = Vec::with_capacity(cap);
         let mut freed: Vec<UserId> = Vec::new();
@@ -556,6 +565,26 @@ mod tests {
         assert!(!g.are_linked(u(1), u(2)));
         // Within the margin nothing is taken.
         g.upsert(u(4), open(1, 0));
+        assert!(g.are_linked(u(1), u(3)));
+        g.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn the_mover_keeps_its_link_within_the_margin() {
+        let cfg = ProximityConfig {
+            max_peers: 1,
+            ..ProximityConfig::default()
+        };
+        let mut g = PeerGraph::new(cfg);
+        g.upsert(u(2), open(4, 0));
+        g.upsert(u(3), open(0, 4));
+        g.upsert(u(1), open(1, 0));
+        assert!(g.are_linked(u(1), u(2)));
+        // Now both are 3.16 tiles away: no reason to switch.
+        g.upsert(u(1), open(1, 1));
+        assert!(g.are_linked(u(1), u(2)));
+        // u3 is 1.1 tiles nearer than u2: beyond the margin, so switch.
+        g.upsert(u(1), open(0, 1));
         assert!(g.are_linked(u(1), u(3)));
         g.check_invariants().unwrap();
     }

@@ -61,7 +61,7 @@ impl AuthUser {
             .store
             .user_by_token_hash(hash_token(&token))
             .await?
-            .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+            .ok_or(ApiError::Unauthorized("invalid token; log in again"))?;
         Ok(AuthUser { user, token })
     }
 }

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(spaces::router())
         .merge(chat::router())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -36,10 +37,15 @@ pub fn router(state: AppState) -> Router {
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
+        protocol: hallway_shared::protocol::PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -4,12 +4,12 @@
 
 use super::Joiner;
 use crate::config::Config;
-use crate::outbox::{ConnId, Outbox, encode};
+use crate::outbox::{CLOSE_REPLACED, ConnId, Outbox, encode};
 use crate::rate::TokenBucket;
 use axum::extract::ws::Utf8Bytes;
 use hallway_shared::protocol::{
-    ErrorCode, IceServer, Member, MoveRejection, Moved, Peer, ServerMessage, SpaceInfo, SpaceRules,
-    Status,
+    ErrorCode, IceServer, Member, MoveRejection, Moved, PROTOCOL_VERSION, Peer, ServerMessage,
+    SpaceInfo, SpaceRules, Status,
 };
 use hallway_shared::proximity::{GraphChanges, PeerGraph, Spot, is_offerer};
 use hallway_shared::{Facing, MapModel, TilePos, UserId};
@@ -29,6 +29,9 @@ pub enum Command {
     Leave {
         user: UserId,
         conn: ConnId,
+        /// Answered once the user is out: nothing from this space reaches the
+        /// connection after that.
+        done: oneshot::Sender<()>,
     },
     Move {
         user: UserId,
@@ -89,7 +92,6 @@ pub struct SpaceActor {
     info: SpaceInfo,
     map: Arc<MapModel>,
     rules: SpaceRules,
-    step_burst: f32,
     ice_servers: Vec<IceServer>,
     tick: Duration,
     grace: Duration,
@@ -117,8 +119,8 @@ impl SpaceActor {
             rules: SpaceRules {
                 proximity: config.proximity,
                 max_steps_per_second: config.max_steps_per_second,
+                step_burst: config.step_burst,
             },
-            step_burst: config.step_burst,
             ice_servers: config.ice_servers.clone(),
             tick: config.tick,
             grace: Duration::from_millis(config.proximity.signal_grace_ms),
@@ -154,7 +156,10 @@ impl SpaceActor {
                 self.join(joiner);
                 let _ = reply.send(Ok(()));
             }
-            Command::Leave { user, conn } => self.leave(user, conn),
+            Command::Leave { user, conn, done } => {
+                self.leave(user, conn);
+                let _ = done.send(());
+            }
             Command::Move {
                 user,
                 conn,
@@ -208,17 +213,35 @@ impl SpaceActor {
     fn join(&mut self, joiner: Joiner) {
         let user = joiner.user_id;
         if let Some(present) = self.members.get_mut(&user) {
-            // The same user from another connection: the new one takes over.
-            let old = std::mem::replace(&mut present.outbox, joiner.outbox);
-            if old.conn != present.outbox.conn {
-                old.send_msg(&ServerMessage::Error {
-                    code: ErrorCode::SessionReplaced,
-                    message: "you joined this space from another connection".into(),
-                    client_msg_id: None,
-                });
+            if present.outbox.conn == joiner.outbox.conn {
+                // Joining again where you are: just the current state again.
+                self.welcome(user);
+                self.send_proximity(user);
+                return;
             }
+            // The same user from another connection: the new one takes over,
+            // and the old one is closed so that it cannot act half-attached.
+            let old = std::mem::replace(&mut present.outbox, joiner.outbox);
+            present.member.display_name = joiner.display_name;
+            present.member.status = joiner.status;
+            present.member.status_text = joiner.status_text;
+            let member = present.member.clone();
+            old.send_msg(&ServerMessage::Error {
+                code: ErrorCode::SessionReplaced,
+                message: "you joined this space from another connection".into(),
+                client_msg_id: None,
+            });
+            old.close(CLOSE_REPLACED);
+            self.pending.updated.retain(|m| m.user_id != user);
+            self.pending.updated.push(member.clone());
             self.welcome(user);
-            self.send_proximity(user);
+            // The new connection is a new WebRTC endpoint: peers drop the old
+            // one and connect again.
+            let spot = self.spot(TilePos::new(member.x, member.y));
+            let removed = self.graph.remove(user);
+            self.apply(&removed);
+            let added = self.graph.upsert(user, spot);
+            self.apply(&added);
             return;
         }
         let (pos, facing) = self.spawn_point(user);
@@ -240,7 +263,7 @@ impl SpaceActor {
                 outbox: joiner.outbox,
                 steps: TokenBucket::new(
                     f64::from(self.rules.max_steps_per_second),
-                    f64::from(self.step_burst.max(1.0)),
+                    f64::from(self.rules.step_burst.max(1.0)),
                 ),
             },
         );
@@ -257,6 +280,7 @@ impl SpaceActor {
         let mut space = self.info.clone();
         space.online = self.members.len();
         present.outbox.send_msg(&ServerMessage::Welcome {
+            protocol: PROTOCOL_VERSION,
             you: present.member.clone(),
             space,
             members: self.member_list(),
@@ -272,7 +296,13 @@ impl SpaceActor {
         if present.outbox.conn != conn {
             return; // a replaced connection going away
         }
-        let present = self.members.remove(&user).expect("checked above");
+        // Tell the leaver its peer list is now empty, so it closes its calls.
+        present
+            .outbox
+            .send_msg(&ServerMessage::Proximity { peers: Vec::new() });
+        let Some(present) = self.members.remove(&user) else {
+            return;
+        };
         self.online.store(self.members.len(), Ordering::Relaxed);
         self.last_positions.insert(
             user,
@@ -298,9 +328,10 @@ impl SpaceActor {
             return;
         }
         let from = TilePos::new(present.member.x, present.member.y);
-        let rejection = if to == from {
-            None
-        } else if from.manhattan(to) != 1 {
+        if to == from && facing == present.member.facing {
+            return;
+        }
+        let rejection = if from.manhattan(to) > 1 {
             Some(MoveRejection::TooFar)
         } else if !map.is_walkable(to) {
             Some(MoveRejection::Blocked)
@@ -316,9 +347,6 @@ impl SpaceActor {
                 facing: present.member.facing,
                 reason,
             });
-            return;
-        }
-        if to == from && facing == present.member.facing {
             return;
         }
         present.member.x = to.x;

@@ -51,8 +51,12 @@ impl SpaceHandle {
         rx.await.unwrap_or(Err(JoinError::Stopped))
     }
 
+    /// Takes the user out; returns once nothing more from this space will be
+    /// queued for `conn`.
     pub async fn leave(&self, user: UserId, conn: ConnId) {
-        self.send(Command::Leave { user, conn }).await;
+        let (done, rx) = oneshot::channel();
+        self.send(Command::Leave { user, conn, done }).await;
+        let _ = rx.await;
     }
 
     pub async fn step(&self, user: UserId, conn: ConnId, x: i32, y: i32, facing: Facing) {

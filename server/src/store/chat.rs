@@ -9,7 +9,6 @@ use rusqlite::{OptionalExtension, Row, params};
 pub struct NewMessage {
     pub channel_id: ChannelId,
     pub author_id: UserId,
-    pub author_name: String,
     pub kind: MessageKind,
     pub body: String,
     pub client_msg_id: String,
@@ -42,9 +41,10 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<ChatMessage> {
 }
 
 impl Store {
-    /// Stores `m` and returns it once committed (the database is in
-    /// `synchronous=FULL` mode, so it is on disk). A repeated
-    /// `(author, client_msg_id)` returns the first message instead.
+    /// Stores `m` under the author's current display name and returns it once
+    /// committed (the database is in `synchronous=FULL` mode, so it is on
+    /// disk). A repeated `(author, client_msg_id)` returns the first message
+    /// instead: ids are unique per author across all channels.
     pub async fn insert_message(&self, m: NewMessage) -> Result<StoredMessage, StoreError> {
         self.call(move |c| {
             let kind = match m.kind {
@@ -53,8 +53,9 @@ impl Store {
             };
             let inserted = c.execute(
                 "INSERT INTO messages (channel_id, author_id, author_name, kind, body, client_msg_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (author_id, client_msg_id) DO NOTHING",
-                params![m.channel_id.0, m.author_id.0, m.author_name, kind, m.body, m.client_msg_id, now_ms()],
+                 SELECT ?1, ?2, display_name, ?3, ?4, ?5, ?6 FROM users WHERE id = ?2
+                 ON CONFLICT (author_id, client_msg_id) DO NOTHING",
+                params![m.channel_id.0, m.author_id.0, kind, m.body, m.client_msg_id, now_ms()],
             )?;
             let message = c.query_row(
                 &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE author_id = ?1 AND client_msg_id = ?2"),
@@ -130,7 +131,6 @@ mod tests {
             let m = NewMessage {
                 channel_id: channel,
                 author_id: user.id,
-                author_name: "Ann".into(),
                 kind: MessageKind::Text,
                 body: format!("m{i}"),
                 client_msg_id: format!("c{i}"),

@@ -84,20 +84,21 @@ impl Store {
         password_hash: String,
     ) -> Result<bool, StoreError> {
         self.call(move |c| {
-            let taken: bool = c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)",
-                [&username],
-                |r| r.get(0),
-            )?;
-            if taken {
-                return Ok(false);
-            }
-            c.execute(
+            // The UNIQUE index decides, so two requests racing for one name
+            // cannot both win.
+            match c.execute(
                 "UPDATE users SET username = ?2, password_hash = ?3
                  WHERE id = ?1 AND password_hash IS NULL",
                 params![id.0, username, password_hash],
-            )?;
-            Ok(true)
+            ) {
+                Ok(_) => Ok(true),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e.into()),
+            }
         })
         .await
     }

@@ -8,6 +8,8 @@ pub enum ChatInput {
     Message(MessageKind, String),
     Nick(String),
     Status(Status, Option<String>),
+    /// A known command used wrongly: how to use it.
+    Usage(&'static str),
     Unknown(String),
 }
 
@@ -27,15 +29,17 @@ pub fn parse(body: &str) -> ChatInput {
     let arg = arg.trim();
     let text = (!arg.is_empty()).then(|| arg.to_owned());
     match name.to_ascii_lowercase().as_str() {
-        "me" if !arg.is_empty() => ChatInput::Message(MessageKind::Me, arg.to_owned()),
-        "nick" | "name" if !arg.is_empty() => ChatInput::Nick(arg.to_owned()),
+        "me" if arg.is_empty() => ChatInput::Usage("usage: /me ACTION"),
+        "me" => ChatInput::Message(MessageKind::Me, arg.to_owned()),
+        "nick" | "name" if arg.is_empty() => ChatInput::Usage("usage: /nick NAME"),
+        "nick" | "name" => ChatInput::Nick(arg.to_owned()),
         "status" => {
             let (word, rest) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
             match Status::parse(word) {
                 Some(s) => {
                     ChatInput::Status(s, (!rest.trim().is_empty()).then(|| rest.trim().to_owned()))
                 }
-                None => ChatInput::Unknown(name.to_owned()),
+                None => ChatInput::Usage("usage: /status available|busy|away [TEXT]"),
             }
         }
         "away" | "afk" => ChatInput::Status(Status::Away, text),
@@ -69,8 +73,9 @@ mod tests {
             ChatInput::Status(Status::Busy, Some("in a call".into()))
         );
         assert_eq!(parse("/away"), ChatInput::Status(Status::Away, None));
-        assert_eq!(parse("/status sleepy"), ChatInput::Unknown("status".into()));
-        assert_eq!(parse("/me"), ChatInput::Unknown("me".into()));
+        assert!(matches!(parse("/status sleepy"), ChatInput::Usage(_)));
+        assert!(matches!(parse("/me"), ChatInput::Usage(_)));
+        assert!(matches!(parse("/nick "), ChatInput::Usage(_)));
         assert_eq!(parse("/dance"), ChatInput::Unknown("dance".into()));
     }
 }

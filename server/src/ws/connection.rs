@@ -4,7 +4,9 @@
 use super::chat::{self, ChatInput};
 use crate::error::ApiError;
 use crate::http::validate;
-use crate::outbox::{CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_TOO_BIG, CloseReason, Outbox, encode};
+use crate::outbox::{
+    CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_SLOW, CLOSE_TOO_BIG, CloseReason, Outbox, encode,
+};
 use crate::rate::TokenBucket;
 use crate::space::{Joiner, SpaceHandle};
 use crate::state::AppState;
@@ -88,6 +90,18 @@ async fn write_loop(
         if !sent {
             break;
         }
+    }
+    // Deliver what is already queued (e.g. the error saying why we close),
+    // unless the client is too slow to take it.
+    if outbox.close_reason() != Some(CLOSE_SLOW) {
+        let flush = async {
+            while let Ok(frame) = rx.try_recv() {
+                if sink.send(Message::Text(frame)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
     }
     let reason = outbox.close_reason().unwrap_or(if shutdown.is_cancelled() {
         CLOSE_SHUTDOWN
@@ -188,13 +202,19 @@ impl Session {
                 ),
             );
         }
-        if !self.messages.try_take() {
-            return self.error(ErrorCode::RateLimited, "too many messages; slow down");
-        }
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(m) => m,
             Err(e) => return self.parse_error(text, &e),
         };
+        // Moves are limited by the space's step rate instead, which answers
+        // every refused step with the true position.
+        if !matches!(message, ClientMessage::Move { .. }) && !self.messages.try_take() {
+            let client_msg_id = match &message {
+                ClientMessage::ChatSend { client_msg_id, .. } => Some(client_msg_id.as_str()),
+                _ => None,
+            };
+            return self.api_error(&ApiError::RateLimited, client_msg_id);
+        }
         match message {
             ClientMessage::Join { space_id } => self.join(space_id).await,
             ClientMessage::Move { x, y, facing } => match &self.space {
@@ -274,7 +294,20 @@ impl Session {
             ));
             return self.api_error(&e, None);
         };
-        if let Some(current) = self.space.take() {
+        // Fresh details: another connection may have changed name or status.
+        match state.store.user(self.user.id).await {
+            Ok(Some(row)) => self.user = row.info,
+            Ok(None) => {
+                return self.api_error(
+                    &ApiError::Unauthorized("this account no longer exists"),
+                    None,
+                );
+            }
+            Err(e) => return self.api_error(&e.into(), None),
+        }
+        if let Some(current) = self.space.take_if(|s| s.id != space.id) {
+            // Returns once the old space will send this connection nothing
+            // more, so its messages cannot follow the new `welcome`.
             current.leave(self.user.id, self.outbox.conn).await;
         }
         let info = SpaceInfo {
@@ -319,9 +352,14 @@ impl Session {
 
     async fn chat(&mut self, channel_id: ChannelId, client_msg_id: String, body: String) {
         if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
-            return self.error(
-                ErrorCode::BadRequest,
-                format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_BYTES} bytes"),
+            let e = ApiError::BadRequest(format!(
+                "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_BYTES} bytes"
+            ));
+            return self.api_error(
+                &e,
+                Some(&client_msg_id)
+                    .filter(|id| !id.is_empty())
+                    .map(|id| id.as_str()),
             );
         }
         if !self.chats.try_take() {
@@ -347,6 +385,9 @@ impl Session {
             ChatInput::Status(status, text) => {
                 let result = self.set_status(status, text.as_deref()).await;
                 return self.command_done(result, &client_msg_id);
+            }
+            ChatInput::Usage(usage) => {
+                return self.chat_error(ErrorCode::BadRequest, usage, &client_msg_id);
             }
             ChatInput::Unknown(name) => {
                 return self.chat_error(
@@ -400,11 +441,7 @@ impl Session {
         let space_handle = match (channel.kind, channel.space_id) {
             (ChannelKind::Space, Some(space)) => match &self.space {
                 Some(h) if h.id == space => Some(h.clone()),
-                _ => {
-                    return Err(ApiError::BadRequest(
-                        "join this channel's space to post in it".into(),
-                    ));
-                }
+                _ => return Err(ApiError::NotInSpace),
             },
             _ => None,
         };
@@ -413,7 +450,6 @@ impl Session {
             .insert_message(NewMessage {
                 channel_id,
                 author_id: self.user.id,
-                author_name: self.user.display_name.clone(),
                 kind,
                 body,
                 client_msg_id: client_msg_id.to_owned(),

@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::http::AuthUser;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
@@ -33,7 +32,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+        return ApiError::Unavailable.into_response();
     };
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)

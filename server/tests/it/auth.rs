@@ -116,6 +116,14 @@ async fn login_attempts_are_rate_limited() {
     let (status, body, _) = s.post::<()>(None, "/api/auth/login", &right).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"]["code"], "rate_limited");
+    let r = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .json(&right)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "60");
 }
 
 #[tokio::test]
@@ -210,7 +218,14 @@ async fn bad_requests_get_json_errors() {
     let (status, body, _) = s.get::<()>("", "/api/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
-    // Health.
+    // Wrong methods get the JSON error too.
+    let r = s.http.delete(s.url("/api/spaces")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    // Health names the protocol version.
     let r = s.http.get(s.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["protocol"], 1);
 }

@@ -225,6 +225,29 @@ async fn bad_chat_input_is_refused_with_its_id() {
     assert_eq!(ann.error().await.0, ErrorCode::NotFound);
     ann.send(&say(ch, "", "no id")).await;
     assert_eq!(ann.error().await.0, ErrorCode::BadRequest);
+    ann.send(&say(ch, "e4", "/me")).await;
+    assert_eq!(ann.error().await.0, ErrorCode::BadRequest);
+    // A channel of a space you are not in.
+    let (_, _, annex) = s
+        .post::<hallway_shared::protocol::SpaceInfo>(
+            Some(&ann.token),
+            "/api/spaces",
+            &hallway_shared::protocol::CreateSpaceRequest {
+                name: "Annex".into(),
+                private: false,
+            },
+        )
+        .await;
+    let (_, _, chans) = s
+        .get::<Vec<ChannelInfo>>(
+            &ann.token,
+            &format!("/api/spaces/{}/channels", annex.unwrap().id),
+        )
+        .await;
+    let annex_ch = chans.unwrap()[0].id;
+    assert_ne!(annex_ch, ch);
+    ann.send(&say(annex_ch, "e5", "hello annex")).await;
+    assert_eq!(ann.error().await.0, ErrorCode::NotInSpace);
     // Nothing was stored.
     assert!(history(&s, &ann.token, ch, "").await.messages.is_empty());
 }

@@ -148,6 +148,34 @@ async fn a_huge_frame_closes_the_connection() {
 }
 
 #[tokio::test]
+async fn joining_again_repeats_the_state_and_leaving_empties_the_peer_list() {
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    let mut bob = s.joined("Bob").await;
+    let (a, b) = (ann.user, bob.user);
+    ann.await_peers("[bob]", |p| p == [b]).await;
+    bob.await_peers("[ann]", |p| p == [a]).await;
+    bob.drain(Duration::from_millis(100)).await;
+    // Joining the space you are in sends welcome and your peers again, and
+    // does not disturb anyone else.
+    ann.join(OFFICE).await;
+    ann.expect(
+        "proximity again",
+        |m| matches!(m, ServerMessage::Proximity { peers } if peers.len() == 1),
+    )
+    .await;
+    bob.expect_none("a change", Duration::from_millis(300), |m| {
+        matches!(m, ServerMessage::Proximity { .. })
+    })
+    .await;
+    assert_eq!(bob.peer_ids(), [a]);
+    // Leaving ends with an empty list for the leaver.
+    ann.send(&ClientMessage::Leave).await;
+    ann.await_peers("empty", |p| p.is_empty()).await;
+    bob.await_peers("empty", |p| p.is_empty()).await;
+}
+
+#[tokio::test]
 async fn messages_before_joining_say_so() {
     let s = TestServer::start().await;
     let auth = s.guest("Ann").await;
@@ -199,21 +227,37 @@ async fn unauthorized_websockets_get_401() {
 #[tokio::test]
 async fn message_floods_are_rate_limited() {
     let s = TestServer::start_with(|c| {
-        c.messages_per_second = 20.0;
+        c.messages_per_second = 1.0;
         c.message_burst = 20.0;
     })
     .await;
     let mut ann = s.joined("Ann").await;
-    let pos = ann.pos;
     for _ in 0..60 {
-        ann.send(&ClientMessage::Move {
-            x: pos.x,
-            y: pos.y,
-            facing: Facing::Up,
-        })
-        .await;
+        ann.send(&ClientMessage::Leave).await;
     }
     assert_eq!(ann.error().await.0, ErrorCode::RateLimited);
+    // A chat message caught by the limit is named in the error.
+    ann.send(&ClientMessage::ChatSend {
+        channel_id: hallway_shared::ChannelId(1),
+        client_msg_id: "flood-1".into(),
+        body: "hi".into(),
+    })
+    .await;
+    let m = ann
+        .expect("the chat's error", |m| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    client_msg_id: Some(_),
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(
+        matches!(m, ServerMessage::Error { code: ErrorCode::RateLimited, client_msg_id: Some(ref id), .. } if id == "flood-1"),
+        "{m:?}"
+    );
 }
 
 #[tokio::test]
@@ -282,10 +326,27 @@ async fn a_slow_reader_is_disconnected_instead_of_buffered() {
 async fn a_second_connection_of_the_same_user_takes_over() {
     let s = TestServer::start().await;
     let mut first = s.joined("Ann").await;
+    let mut bob = s.joined("Bob").await;
+    let a = first.user;
+    bob.await_peers("[ann]", |p| p == [a]).await;
     let mut second = Client::connect(s.addr, &first.token).await.unwrap();
     second.user = first.user;
     second.join(OFFICE).await;
     assert_eq!(first.error().await.0, ErrorCode::SessionReplaced);
+    first.drain(Duration::from_millis(500)).await;
+    assert_eq!(
+        first.closed,
+        Some(Some(4001)),
+        "the old connection is closed"
+    );
+    // Bob's peer list drops Ann's old connection and takes the new one.
+    bob.expect(
+        "ann unlinked",
+        |m| matches!(m, ServerMessage::Proximity { peers } if peers.is_empty()),
+    )
+    .await;
+    bob.await_peers("[ann]", |p| p == [a]).await;
+    second.await_peers("[bob]", |p| p.len() == 1).await;
     // The old connection closing does not take the user out of the space.
     let token = first.token.clone();
     drop(first);
@@ -293,7 +354,7 @@ async fn a_second_connection_of_the_same_user_takes_over() {
     let (_, _, detail) = s
         .get::<hallway_shared::protocol::SpaceDetail>(&token, "/api/spaces/1")
         .await;
-    assert_eq!(detail.unwrap().members.len(), 1);
+    assert_eq!(detail.unwrap().members.len(), 2);
     drop(second);
 }
 
