@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod chat;
+mod cli;
 mod proximity;
 mod robustness;
 mod signaling;
