@@ -46,6 +46,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The rules of a space that has none of its own.
+    pub fn default_rules(&self) -> hallway_shared::protocol::SpaceRules {
+        hallway_shared::protocol::SpaceRules {
+            proximity: self.proximity,
+            max_steps_per_second: self.max_steps_per_second,
+            step_burst: self.step_burst,
+        }
+    }
+
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),

@@ -216,6 +216,34 @@ pub struct SpaceRules {
     pub step_burst: f32,
 }
 
+impl SpaceRules {
+    /// Checks that the rules make sense; the message says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let p = &self.proximity;
+        let radius_ok = |r: f32| r > 0.0 && r <= 50.0;
+        if !(radius_ok(p.full_volume_radius)
+            && radius_ok(p.enter_radius)
+            && radius_ok(p.leave_radius))
+        {
+            return Err("radii must be more than 0 and at most 50 tiles".into());
+        }
+        if !(p.full_volume_radius <= p.leave_radius && p.enter_radius <= p.leave_radius) {
+            return Err("the leave radius must be at least the enter and full-volume radii".into());
+        }
+        if !(1..=32).contains(&p.max_peers) || !(1..=32).contains(&p.zone_max_peers) {
+            return Err("peer caps must be 1 to 32".into());
+        }
+        if p.signal_grace_ms > 60_000 {
+            return Err("the signaling grace is at most 60 000 ms".into());
+        }
+        let rate_ok = |r: f32| (1.0..=30.0).contains(&r);
+        if !(rate_ok(self.max_steps_per_second) && rate_ok(self.step_burst)) {
+            return Err("the step rate and burst must be 1 to 30".into());
+        }
+        Ok(())
+    }
+}
+
 /// An ICE server for WebRTC (STUN or TURN).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceServer {
@@ -297,6 +325,9 @@ pub struct CreateSpaceRequest {
     pub name: String,
     #[serde(default)]
     pub private: bool,
+    /// The space's own rules; the server's defaults if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<SpaceRules>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -449,6 +480,28 @@ mod tests {
             serde_json::to_value(&e).unwrap(),
             json!({"type": "error", "code": "not_peer", "message": "x"})
         );
+    }
+
+    #[test]
+    fn space_rules_are_checked() {
+        let good = SpaceRules {
+            proximity: ProximityConfig::default(),
+            max_steps_per_second: 8.0,
+            step_burst: 4.0,
+        };
+        assert_eq!(good.validate(), Ok(()));
+        let mut bad = good;
+        bad.proximity.enter_radius = 7.0;
+        assert!(bad.validate().is_err(), "enter beyond leave");
+        let mut bad = good;
+        bad.proximity.leave_radius = f32::NAN;
+        assert!(bad.validate().is_err());
+        let mut bad = good;
+        bad.proximity.max_peers = 0;
+        assert!(bad.validate().is_err());
+        let mut bad = good;
+        bad.max_steps_per_second = 1000.0;
+        assert!(bad.validate().is_err());
     }
 
     #[test]

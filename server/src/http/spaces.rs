@@ -88,6 +88,9 @@ async fn create(
     ApiJson(req): ApiJson<CreateSpaceRequest>,
 ) -> Result<(StatusCode, Json<SpaceInfo>), ApiError> {
     let name = validate::space_name(&req.name)?;
+    if let Some(rules) = &req.rules {
+        rules.validate().map_err(ApiError::BadRequest)?;
+    }
     let code = req.private.then(new_invite_code);
     let row = state
         .store
@@ -97,6 +100,7 @@ async fn create(
             code,
             DEFAULT_MAP.to_owned(),
             auth.user.id,
+            req.rules,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(space_info(&state, row))))

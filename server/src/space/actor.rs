@@ -110,22 +110,19 @@ impl SpaceActor {
     pub fn new(
         info: SpaceInfo,
         map: Arc<MapModel>,
+        rules: SpaceRules,
         config: &Config,
         online: Arc<AtomicUsize>,
     ) -> Self {
         Self {
             info,
             map,
-            rules: SpaceRules {
-                proximity: config.proximity,
-                max_steps_per_second: config.max_steps_per_second,
-                step_burst: config.step_burst,
-            },
+            rules,
             ice_servers: config.ice_servers.clone(),
             tick: config.tick,
-            grace: Duration::from_millis(config.proximity.signal_grace_ms),
+            grace: Duration::from_millis(rules.proximity.signal_grace_ms),
             members: HashMap::new(),
-            graph: PeerGraph::new(config.proximity),
+            graph: PeerGraph::new(rules.proximity),
             unlinked: HashMap::new(),
             last_positions: HashMap::new(),
             pending: PendingPresence::default(),

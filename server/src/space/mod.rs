@@ -7,7 +7,7 @@ pub use actor::{Command, JoinError};
 
 use crate::config::Config;
 use crate::outbox::{ConnId, Outbox};
-use hallway_shared::protocol::{Member, SpaceInfo, Status};
+use hallway_shared::protocol::{Member, SpaceInfo, SpaceRules, Status};
 use hallway_shared::{Facing, MapModel, SpaceId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,7 +130,12 @@ impl Spaces {
     }
 
     /// The space's handle, starting its actor if needed.
-    pub fn get_or_start(&self, info: SpaceInfo, map: Arc<MapModel>) -> Option<SpaceHandle> {
+    pub fn get_or_start(
+        &self,
+        info: SpaceInfo,
+        map: Arc<MapModel>,
+        rules: SpaceRules,
+    ) -> Option<SpaceHandle> {
         let mut running = self.running.lock().ok()?;
         if let Some(h) = running.get(&info.id) {
             return Some(h.clone());
@@ -142,7 +147,7 @@ impl Spaces {
             tx,
             online: Arc::clone(&online),
         };
-        let actor = actor::SpaceActor::new(info, map, &self.config, online);
+        let actor = actor::SpaceActor::new(info, map, rules, &self.config, online);
         self.tracker
             .spawn(actor.run(rx, self.shutdown.child_token()));
         running.insert(handle.id, handle.clone());

@@ -3,7 +3,8 @@
 use super::StoreError;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
     username      TEXT UNIQUE COLLATE NOCASE,
@@ -57,7 +58,12 @@ CREATE TABLE messages (
     UNIQUE (author_id, client_msg_id)
 );
 CREATE INDEX messages_channel ON messages(channel_id, id);
-"];
+",
+    r"
+-- A space's own rules (JSON of SpaceRules); NULL means the server's defaults.
+ALTER TABLE spaces ADD COLUMN rules TEXT;
+",
+];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -2,7 +2,7 @@
 //! direct-message channels.
 
 use super::{Store, StoreError, now_ms};
-use hallway_shared::protocol::ChannelKind;
+use hallway_shared::protocol::{ChannelKind, SpaceRules};
 use hallway_shared::{ChannelId, MessageId, SpaceId, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -13,6 +13,8 @@ pub struct SpaceRow {
     pub private: bool,
     pub invite_code: Option<String>,
     pub map: String,
+    /// The space's own rules, if it has any.
+    pub rules: Option<SpaceRules>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -30,7 +32,7 @@ pub struct ChannelRow {
 /// Channels every new space starts with.
 pub const DEFAULT_CHANNELS: &[&str] = &["general", "random"];
 
-const SPACE_COLUMNS: &str = "id, name, private, invite_code, map";
+const SPACE_COLUMNS: &str = "id, name, private, invite_code, map, rules";
 
 fn space_from_row(r: &Row<'_>) -> rusqlite::Result<SpaceRow> {
     Ok(SpaceRow {
@@ -39,6 +41,9 @@ fn space_from_row(r: &Row<'_>) -> rusqlite::Result<SpaceRow> {
         private: r.get(2)?,
         invite_code: r.get(3)?,
         map: r.get(4)?,
+        rules: r
+            .get::<_, Option<String>>(5)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
@@ -70,13 +75,23 @@ fn insert_space(
     invite_code: Option<&str>,
     map: &str,
     owner: Option<UserId>,
+    rules: Option<SpaceRules>,
 ) -> Result<SpaceRow, StoreError> {
     let tx = c.transaction()?;
     let now = now_ms();
+    let rules_json = rules.and_then(|r| serde_json::to_string(&r).ok());
     tx.execute(
-        "INSERT INTO spaces (name, private, invite_code, map, owner_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![name, private, invite_code, map, owner.map(|o| o.0), now],
+        "INSERT INTO spaces (name, private, invite_code, map, owner_id, created_at, rules)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            name,
+            private,
+            invite_code,
+            map,
+            owner.map(|o| o.0),
+            now,
+            rules_json
+        ],
     )?;
     let id = tx.last_insert_rowid();
     if let Some(owner) = owner {
@@ -98,6 +113,7 @@ fn insert_space(
         private,
         invite_code: invite_code.map(str::to_owned),
         map: map.to_owned(),
+        rules,
     })
 }
 
@@ -108,7 +124,7 @@ impl Store {
         self.call(move |c| {
             let any: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM spaces)", [], |r| r.get(0))?;
             if !any {
-                insert_space(c, &name, false, None, &map, None)?;
+                insert_space(c, &name, false, None, &map, None, None)?;
             }
             Ok(())
         })
@@ -122,9 +138,18 @@ impl Store {
         invite_code: Option<String>,
         map: String,
         owner: UserId,
+        rules: Option<SpaceRules>,
     ) -> Result<SpaceRow, StoreError> {
         self.call(move |c| {
-            insert_space(c, &name, private, invite_code.as_deref(), &map, Some(owner))
+            insert_space(
+                c,
+                &name,
+                private,
+                invite_code.as_deref(),
+                &map,
+                Some(owner),
+                rules,
+            )
         })
         .await
     }

@@ -310,6 +310,7 @@ impl Session {
             // more, so its messages cannot follow the new `welcome`.
             current.leave(self.user.id, self.outbox.conn).await;
         }
+        let rules = space.rules.unwrap_or_else(|| state.config.default_rules());
         let info = SpaceInfo {
             id: space.id,
             name: space.name,
@@ -318,7 +319,7 @@ impl Session {
             map: space.map,
             online: 0,
         };
-        let Some(handle) = state.spaces.get_or_start(info, map) else {
+        let Some(handle) = state.spaces.get_or_start(info, map, rules) else {
             return self.api_error(
                 &ApiError::Internal(anyhow::anyhow!("space registry poisoned")),
                 None,

@@ -235,6 +235,7 @@ async fn bad_chat_input_is_refused_with_its_id() {
             &hallway_shared::protocol::CreateSpaceRequest {
                 name: "Annex".into(),
                 private: false,
+                rules: None,
             },
         )
         .await;

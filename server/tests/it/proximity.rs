@@ -155,3 +155,61 @@ async fn leaving_the_space_unlinks_at_once() {
     drop(bob);
     ann.await_peers("empty", |p| p.is_empty()).await;
 }
+
+#[tokio::test]
+async fn a_space_can_have_its_own_rules() {
+    use hallway_shared::protocol::{CreateSpaceRequest, SpaceInfo, SpaceRules};
+    use hallway_shared::proximity::ProximityConfig;
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    let mut bob = s.joined("Bob").await;
+    let rules = SpaceRules {
+        proximity: ProximityConfig {
+            enter_radius: 2.0,
+            leave_radius: 3.0,
+            full_volume_radius: 1.0,
+            ..ProximityConfig::default()
+        },
+        max_steps_per_second: 30.0,
+        step_burst: 30.0,
+    };
+    let create = |rules| CreateSpaceRequest {
+        name: "Library".into(),
+        private: false,
+        rules: Some(rules),
+    };
+    let mut bad = rules;
+    bad.proximity.enter_radius = 9.0;
+    let (status, body, _) = s
+        .post::<()>(Some(&ann.token), "/api/spaces", &create(bad))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, space) = s
+        .post::<SpaceInfo>(Some(&ann.token), "/api/spaces", &create(rules))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let space = space.unwrap().id;
+
+    ann.send(&hallway_shared::protocol::ClientMessage::Join { space_id: space })
+        .await;
+    let welcome = ann
+        .expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
+        .await;
+    let ServerMessage::Welcome { rules: got, .. } = welcome else {
+        unreachable!()
+    };
+    assert_eq!(got, rules, "welcome carries the space's rules");
+    bob.join(space).await;
+    let map = s.map(&ann.token).await;
+    ann.walk_to(&map, TilePos::new(10, 9)).await;
+    bob.walk_to(&map, TilePos::new(13, 9)).await;
+    ann.await_peers("empty", |p| p.is_empty()).await;
+    let b = bob.user;
+    bob.walk_to(&map, TilePos::new(12, 9)).await;
+    ann.await_peers("[bob] at 2 tiles", |p| p == [b]).await;
+    bob.walk_to(&map, TilePos::new(13, 9)).await;
+    ann.drain(SETTLE).await;
+    assert_eq!(ann.peer_ids(), [b], "still linked at 3 tiles");
+    bob.walk_to(&map, TilePos::new(14, 9)).await;
+    ann.await_peers("empty beyond 3", |p| p.is_empty()).await;
+}

@@ -33,6 +33,7 @@ async fn private_spaces_are_joined_by_invite_only() {
             &CreateSpaceRequest {
                 name: "Secret lab".into(),
                 private: true,
+                rules: None,
             },
         )
         .await;
