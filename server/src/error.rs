@@ -48,7 +48,7 @@ impl ApiError {
             ApiError::RateLimited => ErrorCode::RateLimited,
             ApiError::TooLarge => ErrorCode::TooLarge,
             ApiError::MethodNotAllowed => ErrorCode::BadRequest,
-            ApiError::Unavailable => ErrorCode::Internal,
+            ApiError::Unavailable => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -159,7 +159,7 @@ pub enum ErrorCode {
     TooLarge,
     /// Too many requests; slow down.
     RateLimited,
-    /// Missing, unknown or expired token; wrong credentials.
+    /// Missing or unknown token; wrong credentials.
     Unauthorized,
     NotFound,
     /// Already exists (username, channel name).
@@ -173,6 +173,8 @@ pub enum ErrorCode {
     /// Another connection of the same user joined the space; this one is closed
     /// (code 4001) and must not reconnect by itself.
     SessionReplaced,
+    /// The server is at capacity (connections); retry later.
+    Unavailable,
     Internal,
 }
 

@@ -6,6 +6,7 @@ use super::validate;
 use crate::auth::{dummy_hash, hash_password, hash_token, new_token, verify_password};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::Upgrade;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -128,12 +129,18 @@ async fn upgrade(
     let username = validate::username(&req.username)?;
     validate::password(&req.password)?;
     let hash = hash_blocking(req.password).await?;
-    if !state
+    match state
         .store
         .upgrade_guest(auth.user.id, username, hash)
         .await?
     {
-        return Err(ApiError::Conflict("that username is taken"));
+        Upgrade::Done => {}
+        Upgrade::UsernameTaken => return Err(ApiError::Conflict("that username is taken")),
+        Upgrade::NotAGuest => {
+            return Err(ApiError::BadRequest(
+                "this account is already registered".into(),
+            ));
+        }
     }
     let user = state
         .store

@@ -210,33 +210,41 @@ impl SpaceActor {
     fn join(&mut self, joiner: Joiner) {
         let user = joiner.user_id;
         if let Some(present) = self.members.get_mut(&user) {
+            let refreshed = present.member.display_name != joiner.display_name
+                || present.member.status != joiner.status
+                || present.member.status_text != joiner.status_text;
+            present.member.display_name = joiner.display_name;
+            present.member.status = joiner.status;
+            present.member.status_text = joiner.status_text;
+            let member = present.member.clone();
+            if refreshed {
+                self.pending.updated.retain(|m| m.user_id != user);
+                self.pending.updated.push(member.clone());
+            }
             if present.outbox.conn == joiner.outbox.conn {
                 // Joining again where you are: just the current state again.
                 self.welcome(user);
                 self.send_proximity(user);
                 return;
             }
-            // The same user from another connection: the new one takes over,
-            // and the old one is closed so that it cannot act half-attached.
+            // The same user from another connection takes over. The new
+            // connection is a new WebRTC endpoint, so the user leaves the graph
+            // (peers and the old connection get their new lists) and comes
+            // back on the new connection.
+            let removed = self.graph.remove(user);
+            self.apply(&removed);
+            let Some(present) = self.members.get_mut(&user) else {
+                return;
+            };
             let old = std::mem::replace(&mut present.outbox, joiner.outbox);
-            present.member.display_name = joiner.display_name;
-            present.member.status = joiner.status;
-            present.member.status_text = joiner.status_text;
-            let member = present.member.clone();
             old.send_msg(&ServerMessage::Error {
                 code: ErrorCode::SessionReplaced,
                 message: "you joined this space from another connection".into(),
                 client_msg_id: None,
             });
             old.close(CLOSE_REPLACED);
-            self.pending.updated.retain(|m| m.user_id != user);
-            self.pending.updated.push(member.clone());
             self.welcome(user);
-            // The new connection is a new WebRTC endpoint: peers drop the old
-            // one and connect again.
             let spot = self.spot(TilePos::new(member.x, member.y));
-            let removed = self.graph.remove(user);
-            self.apply(&removed);
             let added = self.graph.upsert(user, spot);
             self.apply(&added);
             return;

@@ -10,7 +10,7 @@ mod users;
 
 pub use chat::{NewMessage, StoredMessage};
 pub use spaces::{ChannelRow, SpaceRow};
-pub use users::UserRow;
+pub use users::{Upgrade, UserRow};
 
 use rusqlite::Connection;
 use std::path::Path;

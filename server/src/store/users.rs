@@ -5,6 +5,15 @@ use hallway_shared::UserId;
 use hallway_shared::protocol::{Status, UserInfo};
 use rusqlite::{OptionalExtension, Row, params};
 
+/// What became of a guest's upgrade to an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upgrade {
+    Done,
+    UsernameTaken,
+    /// The user already has an account (e.g. a concurrent upgrade won).
+    NotAGuest,
+}
+
 #[derive(Clone, Debug)]
 pub struct UserRow {
     pub info: UserInfo,
@@ -82,7 +91,7 @@ impl Store {
         id: UserId,
         username: String,
         password_hash: String,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Upgrade, StoreError> {
         self.call(move |c| {
             // The UNIQUE index decides, so two requests racing for one name
             // cannot both win.
@@ -91,11 +100,12 @@ impl Store {
                  WHERE id = ?1 AND password_hash IS NULL",
                 params![id.0, username, password_hash],
             ) {
-                Ok(_) => Ok(true),
+                Ok(0) => Ok(Upgrade::NotAGuest),
+                Ok(_) => Ok(Upgrade::Done),
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    Ok(false)
+                    Ok(Upgrade::UsernameTaken)
                 }
                 Err(e) => Err(e.into()),
             }

@@ -155,6 +155,9 @@ impl Session {
             };
             match message {
                 Message::Text(text) => self.on_text(text.as_str()).await,
+                Message::Binary(_) if !self.messages.try_take() => {
+                    self.api_error(&ApiError::RateLimited, None);
+                }
                 Message::Binary(_) => self.error(
                     ErrorCode::BadRequest,
                     "binary frames are not supported; send JSON text",
@@ -204,13 +207,20 @@ impl Session {
         }
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(m) => m,
-            Err(e) => return self.parse_error(text, &e),
+            Err(e) => {
+                if !self.messages.try_take() {
+                    return self.api_error(&ApiError::RateLimited, None);
+                }
+                return self.parse_error(text, &e);
+            }
         };
         // Moves are limited by the space's step rate instead, which answers
         // every refused step with the true position.
         if !matches!(message, ClientMessage::Move { .. }) && !self.messages.try_take() {
             let client_msg_id = match &message {
-                ClientMessage::ChatSend { client_msg_id, .. } => Some(client_msg_id.as_str()),
+                ClientMessage::ChatSend { client_msg_id, .. } if !client_msg_id.is_empty() => {
+                    Some(client_msg_id.as_str())
+                }
                 _ => None,
             };
             return self.api_error(&ApiError::RateLimited, client_msg_id);
