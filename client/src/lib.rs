@@ -1,4 +1,9 @@
-//! The Hallway desktop client. For now only the crate exists: the Bevy app, its
-//! network core and media arrive with the client issues.
+//! The Hallway desktop client: a Bevy-free [`core`] (REST, the WebSocket
+//! session, client state, settings, an in-process server) and the Bevy
+//! [`app`] on top of it.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod core;
 
 pub use hallway_shared as shared;

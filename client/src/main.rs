@@ -1,9 +1,30 @@
-//! `hallway`: the desktop app (not built yet; see the README).
+//! `hallway`: the desktop app. Parses flags, builds the Bevy app from plugins.
 
-fn main() {
-    eprintln!(
-        "hallway {}: the desktop app is not built yet; run the server with `scripts/run`.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+use bevy::prelude::*;
+use bevy::window::WindowResolution;
+use clap::Parser;
+use hallway_client::app::{self, args::Args};
+
+fn main() -> AppExit {
+    let args = Args::parse();
+    if let Some(walk) = &args.walk
+        && let Err(e) = app::office::movement::parse_route(walk)
+    {
+        eprintln!("--walk: {e}");
+        return AppExit::from_code(2);
+    }
+    App::new()
+        .insert_resource(ClearColor(Color::srgb(0.16, 0.15, 0.19)))
+        .insert_resource(args)
+        .add_plugins(DefaultPlugins.set(WindowPlugin {
+            primary_window: Some(Window {
+                title: "Hallway".into(),
+                resolution: WindowResolution::new(1280, 800),
+                ..default()
+            }),
+            ..default()
+        }))
+        .add_plugins(bevy_egui::EguiPlugin::default())
+        .add_plugins(app::plugin)
+        .run()
 }

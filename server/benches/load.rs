@@ -169,9 +169,7 @@ async fn bot(
     let (mut tx, mut rx) = ws.split();
     let me = auth.user.id;
     let join_sent = Instant::now();
-    let join = ClientMessage::Join {
-        space_id: SpaceId(1),
-    };
+    let join = ClientMessage::join(SpaceId(1));
     tx.send(Message::text(serde_json::to_string(&join)?))
         .await?;
     let mut pos = TilePos::new(0, 0);

@@ -34,6 +34,17 @@ pub enum Status {
     Away,
 }
 
+impl ClientMessage {
+    /// `join` without a preferred position.
+    pub fn join(space_id: SpaceId) -> ClientMessage {
+        ClientMessage::Join {
+            space_id,
+            x: None,
+            y: None,
+        }
+    }
+}
+
 impl Status {
     pub fn parse(s: &str) -> Option<Status> {
         match s.to_ascii_lowercase().as_str() {
@@ -52,7 +63,16 @@ impl Status {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Enter a space (leaving the current one, if any). Answered by `welcome`.
-    Join { space_id: SpaceId },
+    Join {
+        space_id: SpaceId,
+        /// Where to appear, e.g. where you stood before a reconnect. Used only if
+        /// the server does not remember where you left and the tile is walkable;
+        /// otherwise you appear at a spawn point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        x: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        y: Option<i32>,
+    },
     /// Step to a neighbouring tile or turn in place.
     Move { x: i32, y: i32, facing: Facing },
     /// Post to a channel, or run a `/command`. Answered by `chat_ack` once stored.

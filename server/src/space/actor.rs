@@ -196,11 +196,16 @@ impl SpaceActor {
         Spot::new(pos, self.map.zone_at(pos))
     }
 
-    fn spawn_point(&mut self, user: UserId) -> (TilePos, Facing) {
+    /// Where a newcomer appears: where they left (if the server remembers),
+    /// else where they ask to be, else the next spawn point.
+    fn spawn_point(&mut self, user: UserId, asked: Option<TilePos>) -> (TilePos, Facing) {
         if let Some(&(pos, facing)) = self.last_positions.get(&user)
             && self.map.is_walkable(pos)
         {
             return (pos, facing);
+        }
+        if let Some(pos) = asked.filter(|p| self.map.is_walkable(*p)) {
+            return (pos, Facing::Down);
         }
         let pos = self.map.spawns[self.next_spawn % self.map.spawns.len()];
         self.next_spawn += 1;
@@ -249,7 +254,7 @@ impl SpaceActor {
             self.apply(&added);
             return;
         }
-        let (pos, facing) = self.spawn_point(user);
+        let (pos, facing) = self.spawn_point(user, joiner.at);
         let member = Member {
             user_id: user,
             display_name: joiner.display_name,

@@ -8,7 +8,7 @@ pub use actor::{Command, JoinError};
 use crate::config::Config;
 use crate::outbox::{ConnId, Outbox};
 use hallway_shared::protocol::{Member, SpaceInfo, SpaceRules, Status};
-use hallway_shared::{Facing, MapModel, SpaceId, UserId};
+use hallway_shared::{Facing, MapModel, SpaceId, TilePos, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,8 @@ pub struct Joiner {
     pub status: Status,
     pub status_text: Option<String>,
     pub outbox: Outbox,
+    /// Where the client asks to appear (see `ClientMessage::Join`).
+    pub at: Option<TilePos>,
 }
 
 /// Talks to one space's actor. Cheap to clone.

@@ -226,7 +226,10 @@ impl Session {
             return self.api_error(&ApiError::RateLimited, client_msg_id);
         }
         match message {
-            ClientMessage::Join { space_id } => self.join(space_id).await,
+            ClientMessage::Join { space_id, x, y } => {
+                let at = x.zip(y).map(|(x, y)| hallway_shared::TilePos::new(x, y));
+                self.join(space_id, at).await;
+            }
             ClientMessage::Move { x, y, facing } => match &self.space {
                 Some(space) => {
                     space
@@ -290,7 +293,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, space_id: SpaceId) {
+    async fn join(&mut self, space_id: SpaceId, at: Option<hallway_shared::TilePos>) {
         let state = self.state.clone();
         let space = match crate::http::accessible_space(&state, self.user.id, space_id).await {
             Ok(s) => s,
@@ -341,6 +344,7 @@ impl Session {
             status: self.user.status,
             status_text: self.user.status_text.clone(),
             outbox: self.outbox.clone(),
+            at,
         };
         if handle.join(joiner).await.is_ok() {
             self.space = Some(handle);

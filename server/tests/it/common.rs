@@ -320,7 +320,7 @@ impl Client {
     }
 
     pub async fn join(&mut self, space: SpaceId) {
-        self.send(&ClientMessage::Join { space_id: space }).await;
+        self.send(&ClientMessage::join(space)).await;
         let me = self.user;
         let msg = self
             .expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))

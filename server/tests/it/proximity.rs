@@ -190,7 +190,7 @@ async fn a_space_can_have_its_own_rules() {
     assert_eq!(status, reqwest::StatusCode::CREATED);
     let space = space.unwrap().id;
 
-    ann.send(&hallway_shared::protocol::ClientMessage::Join { space_id: space })
+    ann.send(&hallway_shared::protocol::ClientMessage::join(space))
         .await;
     let welcome = ann
         .expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))

@@ -187,10 +187,8 @@ async fn messages_before_joining_say_so() {
     })
     .await;
     assert_eq!(c.error().await.0, ErrorCode::NotInSpace);
-    c.send(&ClientMessage::Join {
-        space_id: hallway_shared::SpaceId(77),
-    })
-    .await;
+    c.send(&ClientMessage::join(hallway_shared::SpaceId(77)))
+        .await;
     assert_eq!(c.error().await.0, ErrorCode::NotFound);
 }
 

@@ -57,7 +57,7 @@ async fn private_spaces_are_joined_by_invite_only() {
         StatusCode::NOT_FOUND
     );
     let mut ws = Client::connect(s.addr, &other.token).await.unwrap();
-    ws.send(&hallway_shared::protocol::ClientMessage::Join { space_id: space.id })
+    ws.send(&hallway_shared::protocol::ClientMessage::join(space.id))
         .await;
     let (code_err, _) = ws.error().await;
     assert_eq!(code_err, hallway_shared::protocol::ErrorCode::NotFound);

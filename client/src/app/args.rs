@@ -1,0 +1,28 @@
+//! Command-line flags, for people and for scripted runs.
+
+use bevy::prelude::Resource;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Hallway: a virtual office. Walk up to people to talk.
+#[derive(Parser, Debug, Clone, Default, Resource)]
+#[command(name = "hallway", version, about)]
+pub struct Args {
+    /// Server address (e.g. 192.168.1.20:8080); without it, the one last used,
+    /// or a server on this computer.
+    #[arg(long, env = "HALLWAY_SERVER")]
+    pub server: Option<String>,
+    /// Join as a guest with this name, skipping the login screen.
+    #[arg(long)]
+    pub guest: Option<String>,
+    /// Enter this space (name or id) right away.
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Once the office has loaded and rendered, save a screenshot here and exit
+    /// (non-zero if that was not possible).
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Walk this path after entering, e.g. "5,9 10,9" (for scripted runs).
+    #[arg(long)]
+    pub walk: Option<String>,
+}

@@ -1,0 +1,218 @@
+//! The bridge between Bevy and the network runtime, the matchbox way: a tokio
+//! runtime on its own threads, async work spawned onto it, results sent back
+//! over a crossbeam channel and drained each frame. Nothing here blocks a
+//! Bevy system.
+
+use crate::core::api::{Api, ApiError};
+use crate::core::host::HostedServer;
+use crate::core::net::{self, NetEvent, NetHandle};
+use crate::core::settings::Settings;
+use crate::core::state::{Change, ChatState, SpaceState};
+use bevy::prelude::*;
+use hallway_shared::protocol::{AuthResponse, ChannelInfo, ClientMessage, MessagePage, SpaceInfo};
+use hallway_shared::{ChannelId, MapModel, SpaceId};
+use std::future::Future;
+
+/// Results of async work, delivered to Bevy.
+#[derive(Debug)]
+pub enum Reply {
+    Hosted(Result<(String, Vec<String>), String>),
+    LoggedIn {
+        server: String,
+        result: Result<AuthResponse, ApiError>,
+    },
+    /// A remembered token was checked.
+    Resumed {
+        server: String,
+        token: String,
+        result: Result<hallway_shared::protocol::UserInfo, ApiError>,
+    },
+    Spaces(Result<Vec<SpaceInfo>, ApiError>),
+    SpaceCreated(Result<SpaceInfo, ApiError>),
+    Map(SpaceId, Result<MapModel, ApiError>),
+    Channels(Result<Vec<ChannelInfo>, ApiError>),
+    History(ChannelId, Result<MessagePage, ApiError>),
+    DirectOpened(Result<ChannelInfo, ApiError>),
+}
+
+/// A Bevy message for each change in the space state.
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct SpaceChanged(pub Change);
+
+/// A server message worth a Bevy message of its own (errors, connection changes).
+#[derive(Message, Debug, Clone)]
+pub struct Connection(pub NetEvent);
+
+#[derive(Resource)]
+pub struct Bridge {
+    rt: tokio::runtime::Runtime,
+    tx: crossbeam_channel::Sender<Reply>,
+    rx: crossbeam_channel::Receiver<Reply>,
+}
+
+impl Bridge {
+    fn new() -> Bridge {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hallway-net")
+            .enable_all()
+            .build()
+            .expect("cannot start the network runtime");
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Bridge { rt, tx, rx }
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.rt.handle().clone()
+    }
+
+    /// Runs `work` on the network runtime and delivers its reply to [`drain_replies`].
+    pub fn spawn(&self, work: impl Future<Output = Reply> + Send + 'static) {
+        let tx = self.tx.clone();
+        self.rt.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+    }
+}
+
+/// The logged-in session: who, where, and the live connection.
+#[derive(Resource, Default)]
+pub struct Session {
+    pub api: Option<Api>,
+    pub user: Option<hallway_shared::protocol::UserInfo>,
+    pub net: Option<NetHandle>,
+    pub space: SpaceState,
+    pub chat: ChatState,
+    pub map: Option<MapModel>,
+    pub status: ConnectionStatus,
+    /// Set when the app hosts the server.
+    pub hosted: Option<HostedInfo>,
+    pub settings: Settings,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct HostedInfo {
+    pub local_url: String,
+    pub lan_urls: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ConnectionStatus {
+    #[default]
+    Offline,
+    Connecting {
+        attempt: u32,
+    },
+    Online,
+    Retrying {
+        reason: String,
+        at: f64,
+    },
+    Replaced,
+}
+
+impl Session {
+    pub fn send(&self, msg: ClientMessage) {
+        if let Some(net) = &self.net {
+            net.send(msg);
+        }
+    }
+
+    /// Opens the WebSocket session with the current API's token.
+    pub fn connect(&mut self, bridge: &Bridge) {
+        let Some(api) = &self.api else { return };
+        let Some(token) = api.token() else { return };
+        self.net = Some(net::spawn(&bridge.handle(), api.ws_url(), token.to_owned()));
+        self.chat = ChatState::new();
+    }
+}
+
+/// The hosted server lives as long as the app.
+#[derive(Resource, Default)]
+pub struct Hosted(pub Option<HostedServer>);
+
+pub(super) fn plugin(app: &mut App) {
+    app.insert_resource(Bridge::new());
+    app.insert_resource(Session {
+        settings: Settings::load(),
+        chat: ChatState::new(),
+        ..default()
+    });
+    app.init_resource::<Hosted>();
+    app.add_message::<SpaceChanged>();
+    app.add_message::<Connection>();
+    app.add_message::<ReplyMessage>();
+    app.add_systems(
+        Update,
+        (drain_replies, drain_network).in_set(super::AppSet::Receive),
+    );
+}
+
+/// Replies as Bevy messages, for the screens to react to.
+#[derive(Message, Debug)]
+pub struct ReplyMessage(pub Reply);
+
+fn drain_replies(bridge: Res<Bridge>, mut out: MessageWriter<ReplyMessage>) {
+    while let Ok(reply) = bridge.rx.try_recv() {
+        out.write(ReplyMessage(reply));
+    }
+}
+
+/// Applies everything the server sent since the last frame.
+fn drain_network(
+    mut session: ResMut<Session>,
+    time: Res<Time>,
+    mut changes: MessageWriter<SpaceChanged>,
+    mut connection: MessageWriter<Connection>,
+) {
+    let session = &mut *session;
+    let Some(net) = &session.net else { return };
+    let mut events = Vec::new();
+    while let Some(event) = net.try_recv() {
+        events.push(event);
+    }
+    for event in events {
+        match &event {
+            NetEvent::Message(msg) => {
+                for change in session.space.apply(msg) {
+                    if change == Change::Welcomed {
+                        // A (re)join: resend chat that was never acknowledged.
+                        for m in session.chat.resend() {
+                            session.send(m);
+                        }
+                    }
+                    changes.write(SpaceChanged(change));
+                }
+                let me = session.space.me;
+                session.chat.apply(msg, me);
+                if let hallway_shared::protocol::ServerMessage::Error {
+                    message,
+                    client_msg_id: None,
+                    ..
+                } = msg
+                {
+                    session.chat.notices.push(message.clone());
+                }
+            }
+            NetEvent::Connecting { attempt } => {
+                session.status = ConnectionStatus::Connecting { attempt: *attempt };
+            }
+            NetEvent::Connected => session.status = ConnectionStatus::Online,
+            NetEvent::Disconnected { reason, retry_in } => {
+                session.status = ConnectionStatus::Retrying {
+                    reason: reason.clone(),
+                    at: time.elapsed_secs_f64() + retry_in.as_secs_f64(),
+                };
+            }
+            NetEvent::Replaced => session.status = ConnectionStatus::Replaced,
+            NetEvent::Unauthorized => {
+                session.status = ConnectionStatus::Offline;
+                session.error = Some("Your session has ended; please log in again.".into());
+            }
+        }
+        if !matches!(event, NetEvent::Message(_)) {
+            connection.write(Connection(event));
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The WebSocket session: connects, keeps the connection up with backoff and
+//! jitter, rejoins the space you were in, and hands every server message to
+//! whoever holds the [`NetHandle`]. It runs as a task on the network runtime;
+//! the handle's calls never block, so Bevy systems can use it every frame.
+
+use futures_util::{SinkExt, StreamExt};
+use hallway_shared::protocol::{ClientMessage, ServerMessage};
+use hallway_shared::{SpaceId, TilePos};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// What the session reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetEvent {
+    /// Trying to connect (attempt 1 is the first try).
+    Connecting {
+        attempt: u32,
+    },
+    Connected,
+    /// A message from the server.
+    Message(ServerMessage),
+    /// The connection dropped; the next attempt starts after `retry_in`.
+    Disconnected {
+        reason: String,
+        retry_in: Duration,
+    },
+    /// The token was refused (HTTP 401): log in again. The session has stopped.
+    Unauthorized,
+    /// Another connection of this user took over the space (close code 4001).
+    /// The session has stopped and must not reconnect by itself.
+    Replaced,
+}
+
+#[derive(Debug)]
+enum Command {
+    Send(ClientMessage),
+    Stop,
+}
+
+/// The non-blocking end of a session.
+#[derive(Debug)]
+pub struct NetHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: crossbeam_channel::Receiver<NetEvent>,
+}
+
+impl NetHandle {
+    /// Queues a message. `join` is also remembered, so that a reconnect rejoins
+    /// the same space (at the position last seen); `leave` forgets it. While
+    /// disconnected, messages other than `join`/`leave` are dropped: chat is
+    /// resent from the client's pending list once a new `welcome` arrives.
+    pub fn send(&self, msg: ClientMessage) {
+        let _ = self.commands.send(Command::Send(msg));
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&self) -> Option<NetEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next event (for bots and tests, not Bevy).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<NetEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+}
+
+impl Drop for NetHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The far end of a session that is not connected to anything: tests see
+/// what the app sends and feed it events, through the same [`NetHandle`].
+#[derive(Debug)]
+pub struct Detached {
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: crossbeam_channel::Sender<NetEvent>,
+}
+
+impl Detached {
+    /// Everything sent through the handle since the last call.
+    pub fn sent(&mut self) -> Vec<ClientMessage> {
+        let mut out = Vec::new();
+        while let Ok(cmd) = self.commands.try_recv() {
+            if let Command::Send(msg) = cmd {
+                out.push(msg);
+            }
+        }
+        out
+    }
+
+    pub fn deliver(&self, event: NetEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// A handle with nothing behind it but a [`Detached`] end.
+pub fn detached() -> (NetHandle, Detached) {
+    let (commands, rx) = mpsc::unbounded_channel();
+    let (tx, events) = crossbeam_channel::unbounded();
+    (
+        NetHandle { commands, events },
+        Detached {
+            commands: rx,
+            events: tx,
+        },
+    )
+}
+
+/// Delay before reconnect attempt `attempt` (1-based): 0.5 s doubling to 10 s,
+/// with ±25% jitter so that a restarted server is not hit by everyone at once.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(5) as i32);
+    let base = base.min(10.0);
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    Duration::from_secs_f64(base * jitter)
+}
+
+/// Starts a session on `rt` for `ws_url` (`ws://host:port/ws`) with `token`.
+pub fn spawn(rt: &tokio::runtime::Handle, ws_url: String, token: String) -> NetHandle {
+    let (commands, rx) = mpsc::unbounded_channel();
+    let (tx, events) = crossbeam_channel::unbounded();
+    rt.spawn(run(ws_url, token, rx, tx));
+    NetHandle { commands, events }
+}
+
+/// Where to rejoin after a reconnect.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rejoin {
+    space: Option<SpaceId>,
+    at: Option<TilePos>,
+}
+
+impl Rejoin {
+    fn observe_out(&mut self, msg: &ClientMessage) {
+        match msg {
+            ClientMessage::Join { space_id, .. } => {
+                if self.space != Some(*space_id) {
+                    self.at = None;
+                }
+                self.space = Some(*space_id);
+            }
+            ClientMessage::Leave => *self = Rejoin::default(),
+            _ => {}
+        }
+    }
+
+    fn observe_in(&mut self, msg: &ServerMessage, me: &mut Option<hallway_shared::UserId>) {
+        match msg {
+            ServerMessage::Welcome { you, .. } => {
+                *me = Some(you.user_id);
+                self.at = Some(TilePos::new(you.x, you.y));
+            }
+            ServerMessage::Presence { moved, .. } => {
+                if let Some(m) = moved.iter().find(|m| Some(m.user_id) == *me) {
+                    self.at = Some(TilePos::new(m.x, m.y));
+                }
+            }
+            ServerMessage::MoveRejected { x, y, .. } => self.at = Some(TilePos::new(*x, *y)),
+            _ => {}
+        }
+    }
+
+    fn join_message(&self) -> Option<ClientMessage> {
+        self.space.map(|space_id| ClientMessage::Join {
+            space_id,
+            x: self.at.map(|p| p.x),
+            y: self.at.map(|p| p.y),
+        })
+    }
+}
+
+async fn run(
+    url: String,
+    token: String,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: crossbeam_channel::Sender<NetEvent>,
+) {
+    let mut rejoin = Rejoin::default();
+    let mut me = None;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let _ = events.send(NetEvent::Connecting { attempt });
+        let reason = match connect(&url, &token).await {
+            Err(ConnectError::Unauthorized) => {
+                let _ = events.send(NetEvent::Unauthorized);
+                return;
+            }
+            Err(ConnectError::Other(e)) => e,
+            Ok(ws) => {
+                attempt = 0;
+                let _ = events.send(NetEvent::Connected);
+                let (mut sink, mut stream) = ws.split();
+                let mut reason = String::from("connection closed");
+                if let Some(join) = rejoin.join_message() {
+                    let _ = sink.send(encode(&join)).await;
+                }
+                loop {
+                    tokio::select! {
+                        cmd = commands.recv() => match cmd {
+                            Some(Command::Send(msg)) => {
+                                rejoin.observe_out(&msg);
+                                if let Err(e) = sink.send(encode(&msg)).await {
+                                    reason = e.to_string();
+                                    break;
+                                }
+                            }
+                            Some(Command::Stop) | None => {
+                                let _ = sink.send(Message::Close(None)).await;
+                                return;
+                            }
+                        },
+                        frame = stream.next() => match frame {
+                            Some(Ok(Message::Text(text))) => {
+                                match serde_json::from_str::<ServerMessage>(text.as_str()) {
+                                    Ok(msg) => {
+                                        rejoin.observe_in(&msg, &mut me);
+                                        let _ = events.send(NetEvent::Message(msg));
+                                    }
+                                    // A newer server's message type: ignore, as the protocol asks.
+                                    Err(e) => tracing::debug!("ignoring a message: {e}"),
+                                }
+                            }
+                            Some(Ok(Message::Close(frame))) => {
+                                if frame.as_ref().is_some_and(|f| f.code == CloseCode::Library(4001)) {
+                                    let _ = events.send(NetEvent::Replaced);
+                                    return;
+                                }
+                                reason = frame.map_or_else(|| "closed".into(), |f| format!("closed: {} {}", u16::from(f.code), f.reason));
+                                break;
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                reason = e.to_string();
+                                break;
+                            }
+                            None => break,
+                        },
+                    }
+                }
+                reason
+            }
+        };
+        let retry_in = backoff(attempt.max(1));
+        let _ = events.send(NetEvent::Disconnected { reason, retry_in });
+        // Wait, but keep taking commands: a join or leave while offline
+        // changes where we go on reconnect.
+        let sleep = tokio::time::sleep(retry_in);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Send(msg)) => rejoin.observe_out(&msg),
+                    Some(Command::Stop) | None => return,
+                },
+            }
+        }
+    }
+}
+
+fn encode(msg: &ClientMessage) -> Message {
+    Message::text(serde_json::to_string(msg).unwrap_or_default())
+}
+
+enum ConnectError {
+    Unauthorized,
+    Other(String),
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str, token: &str) -> Result<Socket, ConnectError> {
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| ConnectError::Other(e.to_string()))?;
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| ConnectError::Unauthorized)?;
+    req.headers_mut().insert("Authorization", value);
+    let connecting = tokio_tungstenite::connect_async(req);
+    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+        Err(_) => Err(ConnectError::Other("timed out".into())),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) if resp.status() == 401 => {
+            Err(ConnectError::Unauthorized)
+        }
+        Ok(Err(e)) => Err(ConnectError::Other(e.to_string())),
+        Ok(Ok((ws, _))) => {
+            if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+                let _ = tcp.set_nodelay(true);
+            }
+            Ok(ws)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_ceiling() {
+        for attempt in 1..20 {
+            let d = backoff(attempt).as_secs_f64();
+            let base = (0.5 * 2f64.powi((attempt - 1).min(5) as i32)).min(10.0);
+            assert!(
+                d >= base * 0.75 - 1e-9 && d <= base * 1.25 + 1e-9,
+                "{attempt}: {d}"
+            );
+        }
+        assert!(backoff(30) <= Duration::from_millis(12_500));
+    }
+}

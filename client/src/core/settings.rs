@@ -1,0 +1,75 @@
+//! What the app remembers between runs: which server, the name, the token.
+//! Stored as JSON in the OS config directory (`HALLWAY_CONFIG_DIR` overrides it).
+
+use hallway_shared::SpaceId;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The server address; `None` means "This computer" (a server hosted by the app).
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The session token and the server it belongs to.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_server: Option<String>,
+    #[serde(default)]
+    pub last_space: Option<SpaceId>,
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("org", "Hallway", "Hallway")
+}
+
+/// Where settings live.
+pub fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("HALLWAY_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| project_dirs().map(|d| d.config_dir().to_owned()))
+}
+
+/// Where a server hosted by the app keeps its database.
+pub fn data_dir() -> Option<PathBuf> {
+    std::env::var_os("HALLWAY_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| project_dirs().map(|d| d.data_dir().to_owned()))
+}
+
+impl Settings {
+    fn path() -> Option<PathBuf> {
+        config_dir().map(|d| d.join("settings.json"))
+    }
+
+    /// The saved settings, or defaults if there are none or they are unreadable.
+    pub fn load() -> Settings {
+        Self::path()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = Self::path() else {
+            return Ok(());
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        // Write then rename, so a crash never leaves half a file.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// The remembered token, if it belongs to `server`.
+    pub fn token_for(&self, server: &str) -> Option<&str> {
+        (self.token_server.as_deref() == Some(server))
+            .then_some(self.token.as_deref())
+            .flatten()
+    }
+}

@@ -1,0 +1,498 @@
+//! What a client knows about its space and its chats, updated by applying
+//! server messages in order. Pure data: the Bevy layer reads it and reacts to
+//! the [`Change`]s that [`SpaceState::apply`] reports.
+
+use hallway_shared::protocol::{
+    ChannelInfo, ChatMessage, ClientMessage, IceServer, Member, Peer, ServerMessage, SpaceInfo,
+    SpaceRules,
+};
+use hallway_shared::{ChannelId, MessageId, TilePos, UserId};
+use std::collections::{BTreeMap, HashMap};
+
+/// What changed in the space after one server message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A new `welcome`: everything was replaced.
+    Welcomed,
+    Joined(UserId),
+    Left(UserId),
+    Moved(UserId),
+    Updated(UserId),
+    /// The peer list changed.
+    Peers,
+    /// The server refused our step and put us back.
+    Corrected(TilePos),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SpaceState {
+    pub me: Option<UserId>,
+    pub space: Option<SpaceInfo>,
+    pub rules: Option<SpaceRules>,
+    pub ice_servers: Vec<IceServer>,
+    /// Everyone in the space, including me.
+    pub members: HashMap<UserId, Member>,
+    pub peers: Vec<Peer>,
+}
+
+impl SpaceState {
+    pub fn is_peer(&self, user: UserId) -> bool {
+        self.peers.iter().any(|p| p.user_id == user)
+    }
+
+    pub fn my_member(&self) -> Option<&Member> {
+        self.me.and_then(|me| self.members.get(&me))
+    }
+
+    /// Applies one server message; returns what changed.
+    pub fn apply(&mut self, msg: &ServerMessage) -> Vec<Change> {
+        let mut changes = Vec::new();
+        match msg {
+            ServerMessage::Welcome {
+                you,
+                space,
+                members,
+                rules,
+                ice_servers,
+                ..
+            } => {
+                let same_space = self.space.as_ref().is_some_and(|s| s.id == space.id);
+                self.me = Some(you.user_id);
+                self.space = Some(space.clone());
+                self.rules = Some(*rules);
+                self.ice_servers.clone_from(ice_servers);
+                self.members = members.iter().map(|m| (m.user_id, m.clone())).collect();
+                self.members.insert(you.user_id, you.clone());
+                if !same_space {
+                    self.peers.clear();
+                }
+                changes.push(Change::Welcomed);
+            }
+            ServerMessage::Presence {
+                joined,
+                moved,
+                updated,
+                left,
+            } => {
+                for m in joined {
+                    let new = self.members.insert(m.user_id, m.clone()).is_none();
+                    changes.push(if new {
+                        Change::Joined(m.user_id)
+                    } else {
+                        Change::Updated(m.user_id)
+                    });
+                }
+                for m in updated {
+                    if let Some(member) = self.members.get_mut(&m.user_id) {
+                        member.display_name.clone_from(&m.display_name);
+                        member.status = m.status;
+                        member.status_text.clone_from(&m.status_text);
+                        changes.push(Change::Updated(m.user_id));
+                    }
+                }
+                for mv in moved {
+                    if let Some(member) = self.members.get_mut(&mv.user_id) {
+                        member.x = mv.x;
+                        member.y = mv.y;
+                        member.facing = mv.facing;
+                        changes.push(Change::Moved(mv.user_id));
+                    }
+                }
+                for user in left {
+                    if self.members.remove(user).is_some() {
+                        changes.push(Change::Left(*user));
+                    }
+                }
+            }
+            ServerMessage::Proximity { peers } => {
+                self.peers.clone_from(peers);
+                changes.push(Change::Peers);
+            }
+            ServerMessage::MoveRejected { x, y, facing, .. } => {
+                if let Some(me) = self.me.and_then(|me| self.members.get_mut(&me)) {
+                    me.x = *x;
+                    me.y = *y;
+                    me.facing = *facing;
+                }
+                changes.push(Change::Corrected(TilePos::new(*x, *y)));
+            }
+            _ => {}
+        }
+        changes
+    }
+
+    /// Forgets the space (after `leave`, or when the session ends).
+    pub fn clear(&mut self) {
+        *self = SpaceState::default();
+    }
+}
+
+/// One channel as the client shows it.
+#[derive(Clone, Debug)]
+pub struct ChannelView {
+    pub info: ChannelInfo,
+    /// Loaded messages, oldest first, without repeats.
+    pub messages: Vec<ChatMessage>,
+    /// Older messages exist on the server.
+    pub has_more: bool,
+    /// History has been fetched at least once.
+    pub loaded: bool,
+    pub unread: usize,
+}
+
+/// A message sent but not yet acknowledged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingChat {
+    pub client_msg_id: String,
+    pub channel_id: ChannelId,
+    pub body: String,
+    /// Set when the server refused it.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ChatState {
+    pub channels: BTreeMap<ChannelId, ChannelView>,
+    pub active: Option<ChannelId>,
+    pub pending: Vec<PendingChat>,
+    /// Feedback for commands and refusals not tied to a message.
+    pub notices: Vec<String>,
+    next_id: u64,
+    session: u64,
+}
+
+impl ChatState {
+    pub fn new() -> Self {
+        // Unique per run, so ids never repeat across restarts of the app.
+        let session = rand::random::<u64>();
+        ChatState {
+            session,
+            ..ChatState::default()
+        }
+    }
+
+    /// Adds or refreshes channels (from the REST listings).
+    pub fn set_channels(&mut self, channels: impl IntoIterator<Item = ChannelInfo>) {
+        for info in channels {
+            match self.channels.get_mut(&info.id) {
+                Some(view) => view.info = info,
+                None => {
+                    self.channels.insert(
+                        info.id,
+                        ChannelView {
+                            info,
+                            messages: Vec::new(),
+                            has_more: true,
+                            loaded: false,
+                            unread: 0,
+                        },
+                    );
+                }
+            }
+        }
+        if self.active.is_none() {
+            self.active = self.channels.keys().next().copied();
+        }
+    }
+
+    pub fn open(&mut self, channel: ChannelId) {
+        self.active = Some(channel);
+        if let Some(view) = self.channels.get_mut(&channel) {
+            view.unread = 0;
+        }
+    }
+
+    pub fn total_unread(&self) -> usize {
+        self.channels.values().map(|c| c.unread).sum()
+    }
+
+    /// Merges a page of history (any order, any overlap).
+    pub fn add_history(&mut self, channel: ChannelId, messages: &[ChatMessage], has_more: bool) {
+        let Some(view) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        for m in messages {
+            insert_sorted(&mut view.messages, m.clone());
+        }
+        view.has_more = has_more;
+        view.loaded = true;
+    }
+
+    /// The id to ask older history before (the oldest loaded message).
+    pub fn oldest(&self, channel: ChannelId) -> Option<MessageId> {
+        self.channels.get(&channel)?.messages.first().map(|m| m.id)
+    }
+
+    /// Makes a `chat_send` for `body` and remembers it until acknowledged.
+    pub fn compose(&mut self, channel: ChannelId, body: &str) -> ClientMessage {
+        self.next_id += 1;
+        let client_msg_id = format!("{:016x}-{}", self.session, self.next_id);
+        self.pending.push(PendingChat {
+            client_msg_id: client_msg_id.clone(),
+            channel_id: channel,
+            body: body.to_owned(),
+            error: None,
+        });
+        ClientMessage::ChatSend {
+            channel_id: channel,
+            client_msg_id,
+            body: body.to_owned(),
+        }
+    }
+
+    /// What to send again after a reconnect: everything not yet acknowledged
+    /// (the server stores each `client_msg_id` once, so resending is safe).
+    pub fn resend(&self) -> Vec<ClientMessage> {
+        self.pending
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| ClientMessage::ChatSend {
+                channel_id: p.channel_id,
+                client_msg_id: p.client_msg_id.clone(),
+                body: p.body.clone(),
+            })
+            .collect()
+    }
+
+    /// Applies a chat-related server message. `me` marks my own messages read.
+    pub fn apply(&mut self, msg: &ServerMessage, me: Option<UserId>) {
+        match msg {
+            ServerMessage::ChatMessage { message } => {
+                let active = self.active;
+                let view = self
+                    .channels
+                    .entry(message.channel_id)
+                    .or_insert_with(|| ChannelView {
+                        info: ChannelInfo {
+                            id: message.channel_id,
+                            kind: hallway_shared::protocol::ChannelKind::Direct,
+                            space_id: None,
+                            name: message.author_name.clone(),
+                            members: Vec::new(),
+                            last_message_id: None,
+                        },
+                        messages: Vec::new(),
+                        has_more: true,
+                        loaded: false,
+                        unread: 0,
+                    });
+                let new = insert_sorted(&mut view.messages, message.clone());
+                view.info.last_message_id = Some(message.id);
+                if new && Some(message.author_id) != me && active != Some(message.channel_id) {
+                    view.unread += 1;
+                }
+            }
+            ServerMessage::ChatAck { client_msg_id, .. } => {
+                self.pending.retain(|p| &p.client_msg_id != client_msg_id);
+            }
+            ServerMessage::Error {
+                message,
+                client_msg_id: Some(id),
+                ..
+            } => match self.pending.iter_mut().find(|p| &p.client_msg_id == id) {
+                Some(p) => p.error = Some(message.clone()),
+                None => self.notices.push(message.clone()),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Inserts keeping id order; false if the id was already there.
+fn insert_sorted(messages: &mut Vec<ChatMessage>, m: ChatMessage) -> bool {
+    match messages.binary_search_by_key(&m.id, |x| x.id) {
+        Ok(_) => false,
+        Err(i) => {
+            messages.insert(i, m);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hallway_shared::protocol::{ChannelKind, MessageKind, Moved, SpaceRules, Status};
+    use hallway_shared::proximity::ProximityConfig;
+    use hallway_shared::{Facing, SpaceId};
+
+    fn member(id: i64, x: i32) -> Member {
+        Member {
+            user_id: UserId(id),
+            display_name: format!("u{id}"),
+            x,
+            y: 0,
+            facing: Facing::Down,
+            status: Status::Available,
+            status_text: None,
+        }
+    }
+
+    fn welcome(space: i64) -> ServerMessage {
+        ServerMessage::Welcome {
+            protocol: 1,
+            you: member(1, 0),
+            space: SpaceInfo {
+                id: SpaceId(space),
+                name: "Office".into(),
+                private: false,
+                invite_code: None,
+                map: "office".into(),
+                online: 2,
+            },
+            members: vec![member(1, 0), member(2, 3)],
+            rules: SpaceRules {
+                proximity: ProximityConfig::default(),
+                max_steps_per_second: 8.0,
+                step_burst: 4.0,
+            },
+            ice_servers: vec![],
+        }
+    }
+
+    #[test]
+    fn presence_joins_moves_and_leaves() {
+        let mut s = SpaceState::default();
+        assert_eq!(s.apply(&welcome(1)), vec![Change::Welcomed]);
+        assert_eq!(s.members.len(), 2);
+        let changes = s.apply(&ServerMessage::Presence {
+            joined: vec![member(3, 5), member(2, 3)],
+            moved: vec![Moved {
+                user_id: UserId(2),
+                x: 4,
+                y: 1,
+                facing: Facing::Left,
+            }],
+            updated: vec![],
+            left: vec![UserId(3)],
+        });
+        assert_eq!(
+            changes,
+            vec![
+                Change::Joined(UserId(3)),
+                Change::Updated(UserId(2)),
+                Change::Moved(UserId(2)),
+                Change::Left(UserId(3)),
+            ]
+        );
+        assert_eq!(s.members[&UserId(2)].x, 4);
+        assert!(!s.members.contains_key(&UserId(3)));
+    }
+
+    #[test]
+    fn peers_survive_a_rejoin_of_the_same_space_only() {
+        let mut s = SpaceState::default();
+        s.apply(&welcome(1));
+        s.apply(&ServerMessage::Proximity {
+            peers: vec![Peer {
+                user_id: UserId(2),
+                offerer: true,
+            }],
+        });
+        s.apply(&welcome(1));
+        assert!(s.is_peer(UserId(2)));
+        s.apply(&welcome(7));
+        assert!(s.peers.is_empty());
+    }
+
+    fn msg(id: i64, channel: i64, author: i64) -> ChatMessage {
+        ChatMessage {
+            id: MessageId(id),
+            channel_id: ChannelId(channel),
+            author_id: UserId(author),
+            author_name: "x".into(),
+            kind: MessageKind::Text,
+            body: format!("m{id}"),
+            created_at: 0,
+        }
+    }
+
+    fn channel(id: i64) -> ChannelInfo {
+        ChannelInfo {
+            id: ChannelId(id),
+            kind: ChannelKind::Space,
+            space_id: Some(SpaceId(1)),
+            name: format!("c{id}"),
+            members: vec![],
+            last_message_id: None,
+        }
+    }
+
+    #[test]
+    fn chat_counts_unread_merges_history_and_tracks_pending() {
+        let mut c = ChatState::new();
+        c.set_channels([channel(1), channel(2)]);
+        assert_eq!(c.active, Some(ChannelId(1)));
+        c.apply(
+            &ServerMessage::ChatMessage {
+                message: msg(10, 2, 5),
+            },
+            Some(UserId(1)),
+        );
+        c.apply(
+            &ServerMessage::ChatMessage {
+                message: msg(10, 2, 5),
+            },
+            Some(UserId(1)),
+        );
+        c.apply(
+            &ServerMessage::ChatMessage {
+                message: msg(11, 1, 5),
+            },
+            Some(UserId(1)),
+        );
+        c.apply(
+            &ServerMessage::ChatMessage {
+                message: msg(12, 2, 1),
+            },
+            Some(UserId(1)),
+        );
+        assert_eq!(
+            c.channels[&ChannelId(2)].unread,
+            1,
+            "repeats, mine and the open channel don't count"
+        );
+        c.open(ChannelId(2));
+        assert_eq!(c.total_unread(), 0);
+        c.add_history(
+            ChannelId(2),
+            &[msg(3, 2, 5), msg(10, 2, 5), msg(1, 2, 5)],
+            false,
+        );
+        let ids: Vec<i64> = c.channels[&ChannelId(2)]
+            .messages
+            .iter()
+            .map(|m| m.id.0)
+            .collect();
+        assert_eq!(ids, [1, 3, 10, 12]);
+        assert_eq!(c.oldest(ChannelId(2)), Some(MessageId(1)));
+
+        let sent = c.compose(ChannelId(1), "hello");
+        let ClientMessage::ChatSend { client_msg_id, .. } = &sent else {
+            panic!()
+        };
+        assert_eq!(c.resend(), vec![sent.clone()]);
+        c.apply(
+            &ServerMessage::ChatAck {
+                client_msg_id: client_msg_id.clone(),
+                message_id: Some(MessageId(13)),
+            },
+            None,
+        );
+        assert!(c.pending.is_empty());
+        let refused = c.compose(ChannelId(1), "/dance");
+        let ClientMessage::ChatSend { client_msg_id, .. } = refused else {
+            panic!()
+        };
+        c.apply(
+            &ServerMessage::Error {
+                code: hallway_shared::protocol::ErrorCode::UnknownCommand,
+                message: "unknown command".into(),
+                client_msg_id: Some(client_msg_id),
+            },
+            None,
+        );
+        assert_eq!(c.pending[0].error.as_deref(), Some("unknown command"));
+        assert!(c.resend().is_empty(), "refused messages are not resent");
+    }
+}

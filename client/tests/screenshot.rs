@@ -1,0 +1,206 @@
+//! The real app in a real window (Xvfb, Mesa's software Vulkan), in the same
+//! space as a second client: the screenshot must show the map, both avatars
+//! where they stand, and the side panel. `scripts/test` provides the display.
+#![allow(clippy::unwrap_used)]
+
+use hallway_client::core::api::Api;
+use hallway_client::core::net::{self, NetEvent};
+use hallway_server::{Config, RunningServer};
+use hallway_shared::protocol::{ClientMessage, ServerMessage};
+use hallway_shared::{Facing, SpaceId};
+use image::RgbImage;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets");
+/// The window and its centre (the camera follows the local avatar there).
+const W: u32 = 1280;
+const H: u32 = 800;
+/// On-screen pixels per world unit at the default zoom (1 / 0.6).
+const PX: f32 = 1.0 / 0.6;
+
+fn colors(path: &Path, opaque_only: bool) -> Vec<[u8; 3]> {
+    let img = image::open(path).unwrap().to_rgba8();
+    let mut out: Vec<[u8; 3]> = img
+        .pixels()
+        .filter(|p| if opaque_only { p[3] == 255 } else { p[3] > 0 })
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn close(a: [u8; 3], b: [u8; 3], tol: i16) -> bool {
+    (0..3).all(|i| (a[i] as i16 - b[i] as i16).abs() <= tol)
+}
+
+/// Pixels in the rectangle centred at (cx, cy) whose colour is one of `palette`.
+fn count(img: &RgbImage, cx: f32, cy: f32, hw: u32, hh: u32, palette: &[[u8; 3]]) -> usize {
+    let (x0, y0) = (
+        (cx as u32).saturating_sub(hw),
+        (cy as u32).saturating_sub(hh),
+    );
+    let mut n = 0;
+    for y in y0..(y0 + 2 * hh).min(img.height()) {
+        for x in x0..(x0 + 2 * hw).min(img.width()) {
+            let p = img.get_pixel(x, y).0;
+            if palette.iter().any(|c| close(p, *c, 3)) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
+    if std::env::var_os("DISPLAY").is_none() {
+        assert!(
+            std::env::var_os("HALLWAY_REQUIRE_DISPLAY").is_none(),
+            "HALLWAY_REQUIRE_DISPLAY is set but there is no DISPLAY"
+        );
+        eprintln!("skipped: no DISPLAY (scripts/test runs this under Xvfb)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = rt
+        .block_on(RunningServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Config::new(data.path()),
+        ))
+        .unwrap();
+    let addr = server.addr.to_string();
+
+    // The second client stands two tiles right of where the app will stand.
+    let api = Api::new(&addr);
+    let auth = rt.block_on(api.guest("Bo")).unwrap();
+    let api = api.with_token(auth.token.clone());
+    let bo = net::spawn(rt.handle(), api.ws_url(), auth.token);
+    bo.send(ClientMessage::join(SpaceId(1)));
+    let map = rt.block_on(api.map(SpaceId(1))).unwrap();
+    let mut here = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while here.is_none() && Instant::now() < deadline {
+        if let Some(NetEvent::Message(ServerMessage::Welcome { you, .. })) =
+            bo.recv_timeout(Duration::from_millis(100))
+        {
+            here = Some(hallway_shared::TilePos::new(you.x, you.y));
+        }
+    }
+    let mut pos = here.unwrap();
+    let target = hallway_shared::TilePos::new(14, 9);
+    while pos != target {
+        use hallway_client::app::office::movement::{direction_towards, step};
+        let dir = direction_towards(&map, pos, target).unwrap();
+        pos = step(pos, dir);
+        bo.send(ClientMessage::Move {
+            x: pos.x,
+            y: pos.y,
+            facing: dir,
+        });
+        std::thread::sleep(Duration::from_millis(130));
+    }
+    bo.send(ClientMessage::Move {
+        x: pos.x,
+        y: pos.y,
+        facing: Facing::Left,
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("office.png");
+    let status = Command::new(env!("CARGO_BIN_EXE_hallway"))
+        .args([
+            "--server", &addr, "--guest", "Ann", "--space", "Office", "--walk", "12,9",
+        ])
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("HALLWAY_CONFIG_DIR", dir.path().join("config"))
+        .env("HALLWAY_DATA_DIR", dir.path().join("data"))
+        .env_remove("HALLWAY_SERVER")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "hallway --screenshot exited with {status}"
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (W, H));
+
+    // Colours of people that the office tileset does not use.
+    let tiles = colors(&Path::new(ASSETS).join("tilesets/office.png"), false);
+    let people: Vec<[u8; 3]> = colors(&Path::new(ASSETS).join("sprites/avatars.png"), true)
+        .into_iter()
+        .filter(|c| !tiles.iter().any(|t| close(*c, *t, 6)))
+        .collect();
+    assert!(people.len() > 20, "the sprite sheet has its own colours");
+
+    // The local avatar is at the window's centre; Bo two tiles (64 units) right.
+    let (cx, cy) = (W as f32 / 2.0, H as f32 / 2.0);
+    let me = count(&img, cx, cy, 26, 40, &people);
+    let bo_px = count(&img, cx + 64.0 * PX, cy, 26, 40, &people);
+    let empty = count(
+        &img,
+        cx - 5.0 * 32.0 * PX,
+        cy + 3.0 * 32.0 * PX,
+        26,
+        40,
+        &people,
+    );
+    assert!(
+        me > 150,
+        "the local avatar is drawn at the centre ({me} px)"
+    );
+    assert!(
+        bo_px > 150,
+        "the other avatar is drawn two tiles to the right ({bo_px} px)"
+    );
+    assert!(
+        empty * 5 < me.min(bo_px),
+        "an empty spot has few people colours ({empty} px)"
+    );
+
+    // The map fills the view: many colours, no background showing.
+    let clear = [41u8, 38, 48];
+    let mut distinct = std::collections::HashSet::new();
+    let mut background = 0;
+    let mut total = 0;
+    for y in (60..H - 20).step_by(3) {
+        for x in (20..900).step_by(3) {
+            let p = img.get_pixel(x, y).0;
+            distinct.insert(p);
+            background += usize::from(close(p, clear, 2));
+            total += 1;
+        }
+    }
+    assert!(
+        distinct.len() > 60,
+        "the map has detail ({} colours)",
+        distinct.len()
+    );
+    assert!(
+        background * 20 < total,
+        "the map covers the view ({background} of {total} background)"
+    );
+
+    // The side panel: a solid panel colour over the right 320 px, not over the map.
+    let panel_fill = *img.get_pixel(W - 10, H - 10);
+    let share = |x0: u32, x1: u32| {
+        let mut same = 0;
+        let mut n = 0;
+        for y in (100..H - 100).step_by(4) {
+            for x in (x0..x1).step_by(4) {
+                same += usize::from(close(img.get_pixel(x, y).0, panel_fill.0, 2));
+                n += 1;
+            }
+        }
+        same as f32 / n as f32
+    };
+    assert!(share(W - 300, W - 10) > 0.6, "the side panel is drawn");
+    assert!(share(50, 850) < 0.1, "the map is not covered by the panel");
+
+    drop(bo);
+    rt.block_on(server.stop()).unwrap();
+}
