@@ -110,7 +110,8 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let shot = dir.path().join("office.png");
+    // Kept after the run, to look at: target/tmp/office.png.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("office.png");
     let status = Command::new(env!("CARGO_BIN_EXE_hallway"))
         .args([
             "--server", &addr, "--guest", "Ann", "--space", "Office", "--walk", "12,9",

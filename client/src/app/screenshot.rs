@@ -3,8 +3,9 @@
 
 use super::args::Args;
 use super::bridge::Session;
-use super::office::avatars::Avatar;
+use super::office::avatars::{Avatar, Glide, LocalAvatar};
 use super::office::map::MapSprite;
+use super::office::movement::Route;
 use super::screens::Screen;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -49,6 +50,8 @@ fn take_screenshot(
     session: Res<Session>,
     map: Query<(), With<MapSprite>>,
     avatars: Query<(), With<Avatar>>,
+    player: Query<&Glide, With<LocalAvatar>>,
+    route: Res<Route>,
     mut exit: MessageWriter<AppExit>,
 ) {
     if plan.requested {
@@ -60,15 +63,19 @@ fn take_screenshot(
         return;
     }
     let members = session.space.members.len();
+    // Not while a scripted walk is still going.
+    let settled = route.0.is_empty() && player.single().is_ok_and(|g| !g.is_moving());
     let ready = *screen.get() == Screen::Office
         && !map.is_empty()
         && members > 0
-        && avatars.iter().count() == members;
+        && avatars.iter().count() == members
+        && settled;
     plan.ready_frames = if ready { plan.ready_frames + 1 } else { 0 };
     if plan.ready_frames < SETTLE_FRAMES {
         return;
     }
     plan.requested = true;
+    debug!("taking the screenshot; route {:?}", route.0);
     let path = plan.path.clone();
     commands.spawn(Screenshot::primary_window()).observe(
         move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {

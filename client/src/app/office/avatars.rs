@@ -128,6 +128,14 @@ pub(super) fn plugin(app: &mut App) {
     });
 }
 
+/// Height of the name label above the avatar's centre.
+const LABEL_Y: f32 = FRAME.y as f32 / 2.0 + 4.0;
+
+/// The status dot sits just left of the name (names are ~6 units a character).
+fn dot_x(name: &str) -> f32 {
+    -(name.chars().count() as f32 * 3.1) - 6.0
+}
+
 /// The world position of an avatar standing on `tile` (feet on the tile).
 pub fn avatar_position(tile: TilePos) -> Vec2 {
     tile_center(tile) + Vec2::new(0.0, (FRAME.y as f32 - TILE) / 2.0)
@@ -247,8 +255,11 @@ pub fn spawn_avatar(
             Text2d::new(member.display_name.clone()),
             TextFont::from_font_size(11.0),
             TextColor(Color::WHITE),
-            bevy::sprite::Text2dShadow::default(),
-            Transform::from_xyz(0.0, FRAME.y as f32 / 2.0 + 8.0, 0.2),
+            bevy::sprite::Text2dShadow {
+                offset: Vec2::new(1.0, -1.0),
+                color: Color::srgba(0.0, 0.0, 0.0, 0.8),
+            },
+            Transform::from_xyz(0.0, LABEL_Y, 0.2),
         ));
         c.spawn((
             StatusDot,
@@ -257,7 +268,7 @@ pub fn spawn_avatar(
                 color: status_color(member.status),
                 ..default()
             },
-            Transform::from_xyz(12.0, FRAME.y as f32 / 2.0 - 4.0, 0.3),
+            Transform::from_xyz(dot_x(&member.display_name), LABEL_Y, 0.3),
         ));
         c.spawn((
             PeerRing,
@@ -283,7 +294,7 @@ pub fn sync_avatars(
     mut index: ResMut<AvatarIndex>,
     mut avatars: Query<(&mut Avatar, &mut Glide, &Transform, &Children)>,
     mut labels: Query<&mut Text2d, With<NameLabel>>,
-    mut dots: Query<&mut Sprite, With<StatusDot>>,
+    mut dots: Query<(&mut Sprite, &mut Transform), (With<StatusDot>, Without<Avatar>)>,
 ) {
     let Some(assets) = assets else { return };
     let me = session.space.me;
@@ -330,8 +341,9 @@ pub fn sync_avatars(
                         if let Ok(mut text) = labels.get_mut(child) {
                             text.0.clone_from(&m.display_name);
                         }
-                        if let Ok(mut sprite) = dots.get_mut(child) {
+                        if let Ok((mut sprite, mut transform)) = dots.get_mut(child) {
                             sprite.color = status_color(m.status);
+                            transform.translation.x = dot_x(&m.display_name);
                         }
                     }
                 }

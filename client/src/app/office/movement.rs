@@ -138,6 +138,7 @@ pub fn apply_movement(
     }
     let want = match route.0.first() {
         Some(&target) => direction_towards(&map.0, avatar.tile, target).or_else(|| {
+            info!("no way from {:?} to {target:?}; route dropped", avatar.tile);
             route.0.clear();
             None
         }),
@@ -147,6 +148,7 @@ pub fn apply_movement(
     let (to, facing) = plan_step(&map.0, avatar.tile, want);
     match to {
         Some(to) => {
+            debug!("step {:?} -> {to:?}", avatar.tile);
             avatar.tile = to;
             avatar.facing = facing;
             *glide = Glide::towards(
@@ -182,6 +184,10 @@ pub fn correct_position(
         if let Change::Corrected(tile) = change
             && let Ok((mut avatar, mut glide)) = player.single_mut()
         {
+            info!(
+                "the server put us back at {tile:?} (we thought {:?})",
+                avatar.tile
+            );
             avatar.tile = *tile;
             *glide = Glide::at_rest(avatar_position(*tile));
             route.0.clear();
