@@ -39,10 +39,40 @@ ensure_rust() {
     . "$HOME/.cargo/env"
 }
 
-# Everything the workspace needs to build: a C toolchain for SQLite.
+# Everything the workspace needs to build and run: a C toolchain (SQLite),
+# and the X11 and Vulkan libraries the desktop app opens at run time (Mesa's
+# software Vulkan, so it also runs where there is no GPU).
 ensure_build_deps() {
-    ensure_packages build-essential pkg-config
+    ensure_packages build-essential pkg-config curl libx11-6 libxcursor1 libxrandr2 \
+        libxi6 libxkbcommon-x11-0 libvulkan1 mesa-vulkan-drivers
     ensure_rust
+}
+
+# A virtual display for tests and screenshots when there is no real one:
+# Xvfb with Mesa's software Vulkan. Sets DISPLAY and WGPU_BACKEND.
+ensure_display() {
+    if [ -n "${DISPLAY:-}" ]; then
+        return 0
+    fi
+    ensure_packages xvfb xauth
+    local n=99
+    while [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ]; do
+        n=$((n + 1))
+    done
+    Xvfb ":$n" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+    XVFB_PID=$!
+    export DISPLAY=":$n"
+    export WGPU_BACKEND=vulkan
+    for _ in $(seq 50); do
+        [ -e "/tmp/.X11-unix/X$n" ] && break
+        sleep 0.1
+    done
+}
+
+stop_display() {
+    if [ -n "${XVFB_PID:-}" ]; then
+        kill "$XVFB_PID" 2>/dev/null || true
+    fi
 }
 
 repo_root() {

@@ -2,6 +2,8 @@
 //! session, client state, settings, an in-process server) and the Bevy
 //! [`app`] on top of it.
 #![forbid(unsafe_code)]
+// Bevy queries name their filters in their types; aliases would hide them.
+#![allow(clippy::type_complexity)]
 
 pub mod app;
 pub mod core;

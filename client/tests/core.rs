@@ -126,7 +126,7 @@ impl Client {
     fn join(&mut self) {
         self.net.send(ClientMessage::join(OFFICE));
         self.wait("welcome", |e, _| {
-            matches!(e, NetEvent::Message(ServerMessage::Welcome { .. }))
+            matches!(e, NetEvent::Message(m) if matches!(**m, ServerMessage::Welcome { .. }))
         });
     }
 
@@ -201,12 +201,13 @@ fn chat_is_acknowledged_delivered_and_in_history() {
     let general = ann.chat.active.unwrap();
     let send = ann.chat.compose(general, "hello from the core");
     ann.net.send(send);
-    ann.wait("ack", |e, _| {
-        matches!(e, NetEvent::Message(ServerMessage::ChatAck { .. }))
-    });
+    ann.wait(
+        "ack",
+        |e, _| matches!(e, NetEvent::Message(m) if matches!(**m, ServerMessage::ChatAck { .. })),
+    );
     assert!(ann.chat.pending.is_empty());
     bob.wait("message", |e, _| {
-        matches!(e, NetEvent::Message(ServerMessage::ChatMessage { .. }))
+        matches!(e, NetEvent::Message(m) if matches!(**m, ServerMessage::ChatMessage { .. }))
     });
     bob.chat.open(hallway_shared::ChannelId(999));
     let page = h.rt.block_on(bob.api.messages(general, None, 10)).unwrap();
@@ -231,9 +232,10 @@ fn reconnects_after_a_server_restart_and_rejoins_where_it_was() {
     // Back without doing anything: same space, same tile (the restarted server
     // does not remember it; the client asks for it).
     let me = ann.me;
-    ann.wait("welcome again", |e, _| {
-        matches!(e, NetEvent::Message(ServerMessage::Welcome { .. }))
-    });
+    ann.wait(
+        "welcome again",
+        |e, _| matches!(e, NetEvent::Message(m) if matches!(**m, ServerMessage::Welcome { .. })),
+    );
     let m = ann.space.members.get(&me).unwrap();
     assert_eq!((m.x, m.y), (x, y), "rejoined where it was");
     // And it works: a step goes through.

@@ -84,8 +84,8 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
     let mut here = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     while here.is_none() && Instant::now() < deadline {
-        if let Some(NetEvent::Message(ServerMessage::Welcome { you, .. })) =
-            bo.recv_timeout(Duration::from_millis(100))
+        if let Some(NetEvent::Message(m)) = bo.recv_timeout(Duration::from_millis(100))
+            && let ServerMessage::Welcome { you, .. } = *m
         {
             here = Some(hallway_shared::TilePos::new(you.x, you.y));
         }

@@ -190,7 +190,7 @@ fn drain_network(
                     message,
                     client_msg_id: None,
                     ..
-                } = msg
+                } = &**msg
                 {
                     session.chat.notices.push(message.clone());
                 }

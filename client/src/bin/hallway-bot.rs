@@ -101,9 +101,7 @@ fn main() -> anyhow::Result<()> {
         while let Some(event) = net.recv_timeout(Duration::from_millis(10)) {
             match event {
                 NetEvent::Message(msg) => {
-                    if absorb(&mut state, &mut report, &mut known_peers, started, &msg) {
-                        joined = true;
-                    }
+                    joined |= absorb(&mut state, &mut report, &mut known_peers, started, &msg);
                 }
                 NetEvent::Unauthorized => bail!("the server refused the token"),
                 NetEvent::Replaced => bail!("another connection took over"),
@@ -152,7 +150,8 @@ fn main() -> anyhow::Result<()> {
                         };
                         absorb(&mut state, &mut report, &mut known_peers, started, &msg);
                         let now_at = state.members.get(&me).map(|m| TilePos::new(m.x, m.y));
-                        if now_at == Some(to) || matches!(msg, ServerMessage::MoveRejected { .. }) {
+                        if now_at == Some(to) || matches!(*msg, ServerMessage::MoveRejected { .. })
+                        {
                             break;
                         }
                     }

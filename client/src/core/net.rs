@@ -20,8 +20,8 @@ pub enum NetEvent {
         attempt: u32,
     },
     Connected,
-    /// A message from the server.
-    Message(ServerMessage),
+    /// A message from the server (boxed: most events are small).
+    Message(Box<ServerMessage>),
     /// The connection dropped; the next attempt starts after `retry_in`.
     Disconnected {
         reason: String,
@@ -224,7 +224,7 @@ async fn run(
                                 match serde_json::from_str::<ServerMessage>(text.as_str()) {
                                     Ok(msg) => {
                                         rejoin.observe_in(&msg, &mut me);
-                                        let _ = events.send(NetEvent::Message(msg));
+                                        let _ = events.send(NetEvent::Message(Box::new(msg)));
                                     }
                                     // A newer server's message type: ignore, as the protocol asks.
                                     Err(e) => tracing::debug!("ignoring a message: {e}"),

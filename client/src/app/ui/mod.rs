@@ -357,13 +357,13 @@ fn people_tab(
                         ui.weak(text);
                     }
                     if Some(m.user_id) != me {
-                        if ui.small_button("Message").clicked() {
-                            if let Some(api) = session.api.clone() {
-                                let user = m.user_id;
-                                bridge.spawn(async move {
-                                    Reply::DirectOpened(api.open_direct(user).await)
-                                });
-                            }
+                        if ui.small_button("Message").clicked()
+                            && let Some(api) = session.api.clone()
+                        {
+                            let user = m.user_id;
+                            bridge.spawn(async move {
+                                Reply::DirectOpened(api.open_direct(user).await)
+                            });
                         }
                         if ui.small_button("Go to").clicked() {
                             route.0 = vec![TilePos::new(m.x, m.y)];
