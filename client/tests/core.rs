@@ -254,3 +254,25 @@ fn a_refused_token_stops_the_session() {
         }
     }
 }
+
+#[test]
+fn this_computer_hosts_a_server_others_can_reach() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hosted = rt
+        .block_on(hallway_client::core::host::HostedServer::start(
+            dir.path().to_owned(),
+        ))
+        .unwrap();
+    let health = rt.block_on(Api::new(&hosted.local_url).health()).unwrap();
+    assert_eq!(health.status, "ok");
+    assert!(
+        dir.path().join("hallway.db").exists(),
+        "data kept in the given directory"
+    );
+    // It listens on every interface, so the LAN addresses (if any) answer too.
+    for url in &hosted.lan_urls {
+        assert!(url.starts_with("http://"), "{url}");
+    }
+    rt.block_on(hosted.stop()).unwrap();
+}

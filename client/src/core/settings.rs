@@ -47,15 +47,25 @@ impl Settings {
     /// The saved settings, or defaults if there are none or they are unreadable.
     pub fn load() -> Settings {
         Self::path()
-            .and_then(|p| std::fs::read(p).ok())
+            .map(|p| Self::load_from(&p))
+            .unwrap_or_default()
+    }
+
+    pub fn load_from(path: &std::path::Path) -> Settings {
+        std::fs::read(path)
+            .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
     }
 
     pub fn save(&self) -> std::io::Result<()> {
-        let Some(path) = Self::path() else {
-            return Ok(());
-        };
+        match Self::path() {
+            Some(path) => self.save_to(&path),
+            None => Ok(()),
+        }
+    }
+
+    pub fn save_to(&self, path: &std::path::Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -63,6 +73,12 @@ impl Settings {
         // Write then rename, so a crash never leaves half a file.
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, json)?;
+        // It holds a session token: readable by this user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
         std::fs::rename(tmp, path)
     }
 
@@ -71,5 +87,39 @@ impl Settings {
         (self.token_server.as_deref() == Some(server))
             .then_some(self.token.as_deref())
             .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_survive_a_restart_and_tokens_stay_with_their_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/settings.json");
+        assert_eq!(
+            Settings::load_from(&path),
+            Settings::default(),
+            "nothing saved yet"
+        );
+        let s = Settings {
+            server: Some("http://10.0.0.5:8080".into()),
+            display_name: Some("Ann".into()),
+            token: Some("tok".into()),
+            token_server: Some("http://10.0.0.5:8080".into()),
+            last_space: Some(SpaceId(3)),
+        };
+        s.save_to(&path).unwrap();
+        let back = Settings::load_from(&path);
+        assert_eq!(back, s);
+        assert_eq!(back.token_for("http://10.0.0.5:8080"), Some("tok"));
+        assert_eq!(back.token_for("http://127.0.0.1:8080"), None);
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(
+            Settings::load_from(&path),
+            Settings::default(),
+            "a broken file is ignored"
+        );
     }
 }

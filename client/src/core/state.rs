@@ -159,6 +159,9 @@ pub struct ChatState {
     pub notices: Vec<String>,
     next_id: u64,
     session: u64,
+    /// Older pages already asked for, as (channel, before), so scrolling does
+    /// not ask twice.
+    asked_older: std::collections::HashSet<(ChannelId, MessageId)>,
 }
 
 impl ChatState {
@@ -221,6 +224,17 @@ impl ChatState {
     /// The id to ask older history before (the oldest loaded message).
     pub fn oldest(&self, channel: ChannelId) -> Option<MessageId> {
         self.channels.get(&channel)?.messages.first().map(|m| m.id)
+    }
+
+    /// When the reader reaches the top: the `before` id of the next older page
+    /// to fetch, unless there is none or it was already asked for.
+    pub fn want_older(&mut self, channel: ChannelId) -> Option<MessageId> {
+        let view = self.channels.get(&channel)?;
+        if !view.loaded || !view.has_more {
+            return None;
+        }
+        let before = view.messages.first()?.id;
+        self.asked_older.insert((channel, before)).then_some(before)
     }
 
     /// Makes a `chat_send` for `body` and remembers it until acknowledged.
@@ -466,6 +480,16 @@ mod tests {
             .collect();
         assert_eq!(ids, [1, 3, 10, 12]);
         assert_eq!(c.oldest(ChannelId(2)), Some(MessageId(1)));
+        assert_eq!(c.want_older(ChannelId(2)), None, "no more history");
+        c.add_history(ChannelId(1), &[msg(20, 1, 5)], true);
+        assert_eq!(c.want_older(ChannelId(1)), Some(MessageId(11)));
+        assert_eq!(c.want_older(ChannelId(1)), None, "asked once");
+        c.add_history(ChannelId(1), &[msg(4, 1, 5)], true);
+        assert_eq!(
+            c.want_older(ChannelId(1)),
+            Some(MessageId(4)),
+            "the next page"
+        );
 
         let sent = c.compose(ChannelId(1), "hello");
         let ClientMessage::ChatSend { client_msg_id, .. } = &sent else {

@@ -364,3 +364,48 @@ async fn shutdown_closes_websockets_as_going_away() {
     ann.drain(Duration::from_secs(2)).await;
     assert_eq!(ann.closed, Some(Some(1001)));
 }
+
+#[tokio::test]
+async fn join_can_ask_for_a_walkable_position() {
+    let s = TestServer::start().await;
+    let auth = s.guest("Ann").await;
+    let mut ann = Client::connect(s.addr, &auth.token).await.unwrap();
+    let welcome_at = |m: ServerMessage| match m {
+        ServerMessage::Welcome { you, .. } => TilePos::new(you.x, you.y),
+        _ => unreachable!(),
+    };
+    let welcome = |m: &ServerMessage| matches!(m, ServerMessage::Welcome { .. });
+    // Into a wall: ignored, a spawn point instead.
+    ann.send(&ClientMessage::Join {
+        space_id: OFFICE,
+        x: Some(0),
+        y: Some(0),
+    })
+    .await;
+    let map = s.map(&auth.token).await;
+    let at = welcome_at(ann.expect("welcome", welcome).await);
+    assert!(map.spawns.contains(&at), "{at:?} is a spawn point");
+    ann.send(&ClientMessage::Leave).await;
+    ann.drain(Duration::from_millis(100)).await;
+    // A fresh server does not know where Bob was, so his wish is granted.
+    let bob = s.guest("Bob").await;
+    let mut bob = Client::connect(s.addr, &bob.token).await.unwrap();
+    bob.send(&ClientMessage::Join {
+        space_id: OFFICE,
+        x: Some(12),
+        y: Some(9),
+    })
+    .await;
+    assert_eq!(
+        welcome_at(bob.expect("welcome", welcome).await),
+        TilePos::new(12, 9)
+    );
+    // Where the server remembers someone leaving, that wins over the wish.
+    ann.send(&ClientMessage::Join {
+        space_id: OFFICE,
+        x: Some(20),
+        y: Some(9),
+    })
+    .await;
+    assert_eq!(welcome_at(ann.expect("welcome", welcome).await), at);
+}

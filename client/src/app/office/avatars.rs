@@ -408,7 +408,7 @@ pub fn animate_avatars(
 }
 
 /// Rings around the people you are connected to.
-fn show_peer_rings(
+pub fn show_peer_rings(
     mut changes: MessageReader<SpaceChanged>,
     session: Res<Session>,
     avatars: Query<(&Avatar, &Children)>,

@@ -232,16 +232,14 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
         .map(|m| (m.user_id, m.display_name.clone()))
         .collect();
     let input_height = 64.0;
-    let mut load_older = false;
-    egui::ScrollArea::vertical()
+    let output = egui::ScrollArea::vertical()
         .max_height(ui.available_height() - input_height)
         .stick_to_bottom(true)
         .auto_shrink([false, false])
         .show(ui, |ui| {
             if let Some(view) = session.chat.channels.get(&active) {
-                if view.has_more && view.loaded && ui.small_button("Load older messages").clicked()
-                {
-                    load_older = true;
+                if view.has_more && view.loaded {
+                    ui.weak("Scroll up for older messages");
                 }
                 for m in &view.messages {
                     let name = names.get(&m.author_id).unwrap_or(&m.author_name);
@@ -276,13 +274,16 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
                 ui.weak(notice);
             }
         });
-    if load_older {
-        let before = session.chat.oldest(active);
-        if let Some(api) = session.api.clone() {
-            bridge.spawn(
-                async move { Reply::History(active, api.messages(active, before, 50).await) },
-            );
-        }
+    // At the top of a history that goes further back: fetch the next page.
+    let overflowing = output.content_size.y > output.inner_rect.height();
+    if overflowing
+        && output.state.offset.y <= 1.0
+        && let Some(before) = session.chat.want_older(active)
+        && let Some(api) = session.api.clone()
+    {
+        bridge.spawn(async move {
+            Reply::History(active, api.messages(active, Some(before), 50).await)
+        });
     }
     ui.separator();
     let response = ui.add(
