@@ -13,6 +13,18 @@ fn main() -> AppExit {
         eprintln!("--walk: {e}");
         return AppExit::from_code(2);
     }
+    if let Some(mic) = &args.fake_mic
+        && let Err(e) = hallway_client::media::MicSpec::parse_fake(mic)
+    {
+        eprintln!("--fake-mic: {e}");
+        return AppExit::from_code(2);
+    }
+    if let Some(out) = &args.audio_out
+        && let Err(e) = hallway_client::media::SpeakerSpec::parse(out)
+    {
+        eprintln!("--audio-out: {e}");
+        return AppExit::from_code(2);
+    }
     App::new()
         .insert_resource(ClearColor(Color::srgb(0.16, 0.15, 0.19)))
         .insert_resource(args)

@@ -25,4 +25,11 @@ pub struct Args {
     /// Walk this path after entering, e.g. "5,9 10,9" (for scripted runs).
     #[arg(long)]
     pub walk: Option<String>,
+    /// A fake microphone instead of the real one: tone:HZ, clicks:MS or wav:PATH.
+    #[arg(long)]
+    pub fake_mic: Option<String>,
+    /// Where voices play instead of the speaker: wav:PATH (stereo, 48 kHz,
+    /// written in real time) or none.
+    #[arg(long)]
+    pub audio_out: Option<String>,
 }

@@ -8,10 +8,13 @@ use crate::core::host::HostedServer;
 use crate::core::net::{self, NetEvent, NetHandle};
 use crate::core::settings::Settings;
 use crate::core::state::{Change, ChatState, SpaceState};
+use crate::media::{MicSpec, SpeakerSpec};
+use crate::voice::{Voice, VoiceOptions};
 use bevy::prelude::*;
 use hallway_shared::protocol::{AuthResponse, ChannelInfo, ClientMessage, MessagePage, SpaceInfo};
 use hallway_shared::{ChannelId, MapModel, SpaceId};
 use std::future::Future;
+use std::sync::Arc;
 
 /// Results of async work, delivered to Bevy.
 #[derive(Debug)]
@@ -89,6 +92,12 @@ pub struct Session {
     pub hosted: Option<HostedInfo>,
     pub settings: Settings,
     pub error: Option<String>,
+    /// Proximity voice, while connected.
+    pub voice: Option<Voice>,
+    /// Devices from the command line (fakes), which override the settings.
+    pub fake_mic: Option<MicSpec>,
+    pub fake_speaker: Option<SpeakerSpec>,
+    pub voice_error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -123,8 +132,53 @@ impl Session {
     pub fn connect(&mut self, bridge: &Bridge) {
         let Some(api) = &self.api else { return };
         let Some(token) = api.token() else { return };
-        self.net = Some(net::spawn(&bridge.handle(), api.ws_url(), token.to_owned()));
+        let net = net::spawn(&bridge.handle(), api.ws_url(), token.to_owned());
+        let sender = net.sender();
+        self.net = Some(net);
         self.chat = ChatState::new();
+        self.start_voice(bridge, sender);
+    }
+
+    /// The voice options from the settings and the command line.
+    pub fn voice_options(&self) -> VoiceOptions {
+        let audio = &self.settings.audio;
+        VoiceOptions {
+            mic: self.fake_mic.clone().unwrap_or_else(|| {
+                audio
+                    .input_device
+                    .clone()
+                    .map_or(MicSpec::Default, MicSpec::Named)
+            }),
+            speaker: self.fake_speaker.clone().unwrap_or_else(|| {
+                audio
+                    .output_device
+                    .clone()
+                    .map_or(SpeakerSpec::Default, SpeakerSpec::Named)
+            }),
+            noise_suppression: audio.noise_suppression,
+            rtc: Default::default(),
+        }
+    }
+
+    fn start_voice(&mut self, bridge: &Bridge, sender: net::NetSender) {
+        // The old voice (and its peer connections) goes first.
+        self.voice = None;
+        let out: crate::rtc::SignalOut = Arc::new(move |to, payload| {
+            sender.send(ClientMessage::Signal { to, payload });
+        });
+        match Voice::start(&bridge.handle(), self.voice_options(), out) {
+            Ok(mut voice) => {
+                let audio = &self.settings.audio;
+                voice.set_muted(audio.muted);
+                voice.set_push_to_talk(audio.push_to_talk);
+                for (user, volume) in &audio.volumes {
+                    voice.set_volume(hallway_shared::UserId(*user), *volume);
+                }
+                self.voice = Some(voice);
+                self.voice_error = None;
+            }
+            Err(e) => self.voice_error = Some(format!("voice is off: {e}")),
+        }
     }
 }
 
@@ -134,9 +188,22 @@ pub struct Hosted(pub Option<HostedServer>);
 
 pub(super) fn plugin(app: &mut App) {
     app.insert_resource(Bridge::new());
+    let args = app
+        .world()
+        .get_resource::<super::args::Args>()
+        .cloned()
+        .unwrap_or_default();
     app.insert_resource(Session {
         settings: Settings::load(),
         chat: ChatState::new(),
+        fake_mic: args
+            .fake_mic
+            .as_deref()
+            .and_then(|s| MicSpec::parse_fake(s).ok()),
+        fake_speaker: args
+            .audio_out
+            .as_deref()
+            .and_then(|s| SpeakerSpec::parse(s).ok()),
         ..default()
     });
     app.init_resource::<Hosted>();
@@ -184,6 +251,9 @@ fn drain_network(
                     }
                     changes.write(SpaceChanged(change));
                 }
+                if let Some(voice) = session.voice.as_mut() {
+                    voice.on_message(msg, &session.space, session.map.as_ref());
+                }
                 let me = session.space.me;
                 session.chat.apply(msg, me);
                 if let hallway_shared::protocol::ServerMessage::Error {
@@ -200,12 +270,18 @@ fn drain_network(
             }
             NetEvent::Connected => session.status = ConnectionStatus::Online,
             NetEvent::Disconnected { reason, retry_in } => {
+                if let Some(voice) = session.voice.as_mut() {
+                    voice.hang_up();
+                }
                 session.status = ConnectionStatus::Retrying {
                     reason: reason.clone(),
                     at: time.elapsed_secs_f64() + retry_in.as_secs_f64(),
                 };
             }
-            NetEvent::Replaced => session.status = ConnectionStatus::Replaced,
+            NetEvent::Replaced => {
+                session.status = ConnectionStatus::Replaced;
+                session.voice = None;
+            }
             NetEvent::Unauthorized => {
                 session.status = ConnectionStatus::Offline;
                 session.error = Some("Your session has ended; please log in again.".into());

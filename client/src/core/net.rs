@@ -56,6 +56,11 @@ impl NetHandle {
         let _ = self.commands.send(Command::Send(msg));
     }
 
+    /// A cloneable sender for other threads and tasks (voice signaling).
+    pub fn sender(&self) -> NetSender {
+        NetSender(self.commands.clone())
+    }
+
     /// The next event, if one is waiting.
     pub fn try_recv(&self) -> Option<NetEvent> {
         self.events.try_recv().ok()
@@ -74,6 +79,16 @@ impl NetHandle {
 impl Drop for NetHandle {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Sends through a session from anywhere; never blocks.
+#[derive(Debug, Clone)]
+pub struct NetSender(mpsc::UnboundedSender<Command>);
+
+impl NetSender {
+    pub fn send(&self, msg: ClientMessage) {
+        let _ = self.0.send(Command::Send(msg));
     }
 }
 

@@ -19,6 +19,35 @@ pub struct Settings {
     pub token_server: Option<String>,
     #[serde(default)]
     pub last_space: Option<SpaceId>,
+    #[serde(default)]
+    pub audio: AudioSettings,
+}
+
+/// Voice preferences.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AudioSettings {
+    /// Microphone and speaker by name; `None` is the system default.
+    pub input_device: Option<String>,
+    pub output_device: Option<String>,
+    pub noise_suppression: bool,
+    pub push_to_talk: bool,
+    pub muted: bool,
+    /// Per-user volume (1.0 = as is), by user id.
+    pub volumes: std::collections::BTreeMap<i64, f32>,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        AudioSettings {
+            input_device: None,
+            output_device: None,
+            noise_suppression: true,
+            push_to_talk: false,
+            muted: false,
+            volumes: Default::default(),
+        }
+    }
 }
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
@@ -109,12 +138,23 @@ mod tests {
             token: Some("tok".into()),
             token_server: Some("http://10.0.0.5:8080".into()),
             last_space: Some(SpaceId(3)),
+            audio: AudioSettings {
+                input_device: Some("USB Headset".into()),
+                push_to_talk: true,
+                volumes: [(7, 1.5)].into_iter().collect(),
+                ..AudioSettings::default()
+            },
         };
         s.save_to(&path).unwrap();
         let back = Settings::load_from(&path);
         assert_eq!(back, s);
         assert_eq!(back.token_for("http://10.0.0.5:8080"), Some("tok"));
         assert_eq!(back.token_for("http://127.0.0.1:8080"), None);
+        // A file from before voice existed still loads, with voice defaults.
+        std::fs::write(&path, r#"{"server": null, "display_name": "Bo"}"#).unwrap();
+        let old = Settings::load_from(&path);
+        assert_eq!(old.display_name.as_deref(), Some("Bo"));
+        assert!(old.audio.noise_suppression && !old.audio.muted);
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(
             Settings::load_from(&path),

@@ -118,6 +118,7 @@ pub(super) fn plugin(app: &mut App) {
             glide_avatars,
             animate_avatars,
             show_peer_rings,
+            show_speaking,
         )
             .chain()
             .in_set(crate::app::AppSet::Apply)
@@ -429,6 +430,43 @@ pub fn show_peer_rings(
                 } else {
                     Visibility::Hidden
                 };
+            }
+        }
+    }
+}
+
+/// Rings turn green while their person speaks (voice detected on their
+/// audio); my own ring shows while I am speaking, so I can see that I'm heard.
+pub fn show_speaking(
+    session: Res<Session>,
+    avatars: Query<(&Avatar, Has<LocalAvatar>, &Children)>,
+    mut rings: Query<(&mut Sprite, &mut Visibility), With<PeerRing>>,
+) {
+    let Some(voice) = session.voice.as_ref() else {
+        return;
+    };
+    let me_speaking = voice.speaking();
+    let peers = voice.mixer_stats().peers;
+    for (avatar, local, children) in &avatars {
+        let speaking = if local {
+            me_speaking
+        } else {
+            peers.get(&avatar.user).is_some_and(|p| p.speaking)
+        };
+        for child in children.iter() {
+            if let Ok((mut sprite, mut visibility)) = rings.get_mut(child) {
+                sprite.color = if speaking {
+                    Color::srgba(0.35, 0.95, 0.45, 0.95)
+                } else {
+                    Color::srgba(0.35, 0.75, 1.0, 0.85)
+                };
+                if local {
+                    *visibility = if speaking {
+                        Visibility::Inherited
+                    } else {
+                        Visibility::Hidden
+                    };
+                }
             }
         }
     }

@@ -12,6 +12,8 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use hallway_shared::protocol::{ChannelKind, ClientMessage, MessageKind, Status};
 use hallway_shared::{TilePos, UserId};
 
+mod voice;
+
 /// Whether egui wants the keyboard (typing) or the pointer (over a panel).
 #[derive(Resource, Debug, Default, Clone, Copy)]
 pub struct UiFocus {
@@ -26,6 +28,7 @@ struct PanelState {
     /// The zone we were in last frame, for the toast.
     zone: Option<u32>,
     toast: Option<(String, f64)>,
+    voice: voice::VoicePanel,
 }
 
 #[derive(Default, PartialEq, Clone, Copy)]
@@ -48,6 +51,12 @@ pub(super) fn plugin(app: &mut App) {
             .run_if(in_state(Screen::Office)),
     );
     app.add_systems(Update, toast_zone_entry.run_if(in_state(Screen::Office)));
+    app.add_systems(
+        Update,
+        voice::record_voice_keys
+            .in_set(super::AppSet::Input)
+            .run_if(in_state(Screen::Office)),
+    );
 }
 
 fn record_focus(mut contexts: EguiContexts, mut focus: ResMut<UiFocus>) -> Result {
@@ -152,6 +161,8 @@ fn draw_office_ui(
                 if ui.button("Spaces").clicked() {
                     next.set(Screen::Spaces);
                 }
+                ui.separator();
+                voice::status_controls(ui, session, &mut panel.voice);
             });
         });
     });
@@ -177,6 +188,8 @@ fn draw_office_ui(
                 Tab::People => people_tab(ui, session, &mut panel, &bridge, &mut route),
             }
         });
+
+    voice::settings_window(&ctx, session, &mut panel.voice);
 
     if let Some((text, until)) = panel.toast.clone() {
         if now < until {
@@ -368,6 +381,9 @@ fn people_tab(
                         }
                         if ui.small_button("Go to").clicked() {
                             route.0 = vec![TilePos::new(m.x, m.y)];
+                        }
+                        if near {
+                            voice::peer_controls(ui, session, m.user_id);
                         }
                     }
                 });

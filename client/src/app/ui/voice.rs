@@ -1,0 +1,201 @@
+//! Voice controls: mic, deafen and push-to-talk in the status bar, the audio
+//! settings window (devices, noise suppression, push-to-talk), per-person
+//! volume on the roster, and the hold-to-talk key.
+
+use super::UiFocus;
+use crate::app::bridge::Session;
+use crate::media::{MicSpec, SpeakerSpec, device};
+use bevy::prelude::*;
+use bevy_egui::egui;
+use hallway_shared::UserId;
+
+/// The push-to-talk key.
+pub const TALK_KEY: KeyCode = KeyCode::KeyV;
+
+#[derive(Default)]
+pub(super) struct VoicePanel {
+    pub settings_open: bool,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+}
+
+const RED: egui::Color32 = egui::Color32::from_rgb(224, 77, 71);
+const GREEN: egui::Color32 = egui::Color32::from_rgb(77, 199, 102);
+
+/// Mic, deafen and settings buttons (drawn right to left in the status bar).
+pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &mut VoicePanel) {
+    if ui.button("Audio…").clicked() {
+        panel.settings_open = !panel.settings_open;
+        panel.inputs = device::input_devices();
+        panel.outputs = device::output_devices();
+    }
+    let Some(voice) = session.voice.as_mut() else {
+        if let Some(e) = &session.voice_error {
+            ui.colored_label(RED, e);
+        }
+        return;
+    };
+    let deafened = voice.deafened();
+    if ui
+        .selectable_label(deafened, if deafened { "Deafened" } else { "Deafen" })
+        .on_hover_text("Hear nobody and send nothing")
+        .clicked()
+    {
+        voice.set_deafened(!deafened);
+        session.settings.audio.muted = voice.muted();
+    }
+    let muted = voice.muted();
+    let label = if muted {
+        egui::RichText::new("Mic off").color(RED)
+    } else if session.settings.audio.push_to_talk {
+        egui::RichText::new(if voice.speaking() {
+            "Talking"
+        } else {
+            "Hold V to talk"
+        })
+    } else if voice.speaking() {
+        egui::RichText::new("Mic on").color(GREEN).strong()
+    } else {
+        egui::RichText::new("Mic on")
+    };
+    if ui
+        .button(label)
+        .on_hover_text("Mute or unmute (M)")
+        .clicked()
+    {
+        voice.set_muted(!muted);
+        session.settings.audio.muted = !muted;
+        let _ = session.settings.save();
+    }
+    let capture = voice.capture_stats();
+    if let Some(e) = capture.error {
+        ui.colored_label(RED, e);
+    }
+    let mixer = voice.mixer_stats();
+    if let Some(e) = mixer.error {
+        ui.colored_label(RED, e);
+    }
+}
+
+/// The audio settings window.
+pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel: &mut VoicePanel) {
+    let mut open = panel.settings_open;
+    egui::Window::new("Audio")
+        .open(&mut open)
+        .resizable(false)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            let audio = session.settings.audio.clone();
+            let mut changed = audio.clone();
+            device_combo(ui, "Microphone", &panel.inputs, &mut changed.input_device);
+            device_combo(ui, "Speaker", &panel.outputs, &mut changed.output_device);
+            if session.fake_mic.is_some() || session.fake_speaker.is_some() {
+                ui.weak("Fake devices from the command line are in use.");
+            }
+            ui.checkbox(&mut changed.noise_suppression, "Noise suppression");
+            ui.checkbox(&mut changed.push_to_talk, "Push to talk (hold V)");
+            if let Some(voice) = session.voice.as_ref() {
+                let level = voice
+                    .control()
+                    .level_milli
+                    .load(std::sync::atomic::Ordering::Relaxed) as f32
+                    / 1000.0;
+                ui.add(
+                    egui::ProgressBar::new((level * 4.0).min(1.0))
+                        .desired_width(220.0)
+                        .text("input level"),
+                );
+            }
+            if changed != audio {
+                if let Some(voice) = session.voice.as_ref() {
+                    if changed.input_device != audio.input_device && session.fake_mic.is_none() {
+                        voice.set_mic(
+                            changed
+                                .input_device
+                                .clone()
+                                .map_or(MicSpec::Default, MicSpec::Named),
+                        );
+                    }
+                    if changed.output_device != audio.output_device
+                        && session.fake_speaker.is_none()
+                    {
+                        voice.set_speaker(
+                            changed
+                                .output_device
+                                .clone()
+                                .map_or(SpeakerSpec::Default, SpeakerSpec::Named),
+                        );
+                    }
+                    voice.set_noise_suppression(changed.noise_suppression);
+                    voice.set_push_to_talk(changed.push_to_talk);
+                }
+                session.settings.audio = changed;
+                let _ = session.settings.save();
+            }
+        });
+    panel.settings_open = open;
+}
+
+fn device_combo(ui: &mut egui::Ui, label: &str, devices: &[String], value: &mut Option<String>) {
+    let shown = value.clone().unwrap_or_else(|| "System default".into());
+    egui::ComboBox::from_label(label)
+        .selected_text(shown)
+        .width(220.0)
+        .show_ui(ui, |ui| {
+            ui.selectable_value(value, None, "System default");
+            for d in devices {
+                ui.selectable_value(value, Some(d.clone()), d);
+            }
+        });
+}
+
+/// A volume slider and speaking mark for a peer on the roster.
+pub(super) fn peer_controls(ui: &mut egui::Ui, session: &mut Session, user: UserId) {
+    let Some(voice) = session.voice.as_mut() else {
+        return;
+    };
+    let speaking = voice
+        .mixer_stats()
+        .peers
+        .get(&user)
+        .is_some_and(|p| p.speaking);
+    if speaking {
+        ui.colored_label(GREEN, "speaking");
+    }
+    let mut volume = voice.volume(user) * 100.0;
+    let slider = egui::Slider::new(&mut volume, 0.0..=200.0)
+        .suffix("%")
+        .show_value(false);
+    if ui
+        .add_sized([70.0, 16.0], slider)
+        .on_hover_text("Volume")
+        .changed()
+    {
+        voice.set_volume(user, volume / 100.0);
+        session
+            .settings
+            .audio
+            .volumes
+            .insert(user.0, volume / 100.0);
+        let _ = session.settings.save();
+    }
+}
+
+/// Hold V to talk (push-to-talk mode), M to mute; not while typing.
+pub(super) fn record_voice_keys(
+    keys: Res<ButtonInput<KeyCode>>,
+    focus: Res<UiFocus>,
+    mut session: ResMut<Session>,
+) {
+    let session = &mut *session;
+    let Some(voice) = session.voice.as_mut() else {
+        return;
+    };
+    voice.set_talk_key(!focus.keyboard && keys.pressed(TALK_KEY));
+    if !focus.keyboard && keys.just_pressed(KeyCode::KeyM) {
+        let muted = !voice.muted();
+        voice.set_muted(muted);
+        session.settings.audio.muted = muted;
+        let _ = session.settings.save();
+    }
+}

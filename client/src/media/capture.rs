@@ -1,0 +1,282 @@
+//! The sending side: a thread that reads 20 ms frames from the microphone (or
+//! a fake), suppresses noise, detects speech, applies mute and push-to-talk,
+//! encodes Opus and hands each packet, with its RTP timestamp, to whoever
+//! sends it (the WebRTC track). If the microphone cannot be opened or stops,
+//! the thread says so in its stats and keeps retrying every few seconds, so a
+//! microphone plugged in later starts working.
+
+use super::codec::VoiceEncoder;
+use super::device::{MicSpec, open_source};
+use super::{FRAME, MonoFrame, rms};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// One encoded frame, ready for RTP.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// RTP timestamp (48 kHz units); advances 960 per frame, also across
+    /// frames not sent (DTX, mute), so receivers see the gap.
+    pub timestamp: u32,
+    /// True on the first packet after a gap (RTP marker bit).
+    pub marker: bool,
+    pub payload: bytes::Bytes,
+    /// When the frame's last sample was captured.
+    pub captured: Instant,
+}
+
+/// Switches the capture thread reads every frame.
+#[derive(Debug, Default)]
+pub struct CaptureControl {
+    pub muted: AtomicBool,
+    /// Push-to-talk mode: send only while `ptt_down`.
+    pub push_to_talk: AtomicBool,
+    pub ptt_down: AtomicBool,
+    pub noise_suppression: AtomicBool,
+    /// Level of the last frame before gating, in 1/1000 of full scale.
+    pub level_milli: AtomicU32,
+    pub speaking: AtomicBool,
+    pub frames: AtomicU64,
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl CaptureControl {
+    /// True when frames go out now.
+    pub fn transmitting(&self) -> bool {
+        !self.muted.load(Ordering::Relaxed)
+            && (!self.push_to_talk.load(Ordering::Relaxed) || self.ptt_down.load(Ordering::Relaxed))
+    }
+}
+
+/// What the capture side reports to the UI.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaptureStats {
+    /// The device in use, or `None` with `error` saying why not.
+    pub device: Option<String>,
+    pub error: Option<String>,
+    /// For a fake microphone: when its sample 0 was captured.
+    pub source_started: Option<SystemTime>,
+}
+
+enum Command {
+    SetMic(MicSpec),
+    Stop,
+}
+
+/// A running capture thread.
+pub struct Capture {
+    commands: Sender<Command>,
+    pub control: Arc<CaptureControl>,
+    stats: Arc<Mutex<CaptureStats>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Capture {
+    /// Starts capturing from `mic`; encoded frames go to `out`.
+    pub fn start(mic: MicSpec, noise_suppression: bool, out: Sender<EncodedFrame>) -> Capture {
+        let (commands, rx) = crossbeam_channel::unbounded();
+        let control = Arc::new(CaptureControl::default());
+        control
+            .noise_suppression
+            .store(noise_suppression, Ordering::Relaxed);
+        let stats = Arc::new(Mutex::new(CaptureStats::default()));
+        let thread = {
+            let control = control.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("hallway-capture".into())
+                .spawn(move || run(mic, rx, control, stats, out))
+                .ok()
+        };
+        Capture {
+            commands,
+            control,
+            stats,
+            thread,
+        }
+    }
+
+    pub fn set_mic(&self, mic: MicSpec) {
+        let _ = self.commands.send(Command::SetMic(mic));
+    }
+
+    pub fn stats(&self) -> CaptureStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Voice activity: above about -40 dBFS after noise suppression (or RNNoise
+/// says voice), held for 300 ms so words don't flicker.
+struct Vad {
+    hang: u32,
+}
+
+impl Vad {
+    fn update(&mut self, level: f32, voice_probability: Option<f32>) -> bool {
+        let active = match voice_probability {
+            Some(p) => p > 0.6 && level > 0.003,
+            None => level > 0.01,
+        };
+        if active {
+            self.hang = 15;
+        } else {
+            self.hang = self.hang.saturating_sub(1);
+        }
+        self.hang > 0
+    }
+}
+
+/// RNNoise (nnnoiseless) on 10 ms halves of each frame; returns the voice
+/// probability. It works on 16-bit-scaled floats.
+struct Denoiser {
+    state: Box<nnnoiseless::DenoiseState<'static>>,
+    buf_in: [f32; nnnoiseless::FRAME_SIZE],
+    buf_out: [f32; nnnoiseless::FRAME_SIZE],
+}
+
+impl Denoiser {
+    fn new() -> Denoiser {
+        Denoiser {
+            state: nnnoiseless::DenoiseState::new(),
+            buf_in: [0.0; nnnoiseless::FRAME_SIZE],
+            buf_out: [0.0; nnnoiseless::FRAME_SIZE],
+        }
+    }
+
+    fn process(&mut self, frame: &mut MonoFrame) -> f32 {
+        let mut vad: f32 = 0.0;
+        for half in frame.chunks_mut(nnnoiseless::FRAME_SIZE) {
+            for (d, s) in self.buf_in.iter_mut().zip(half.iter()) {
+                *d = s * 32767.0;
+            }
+            vad = vad.max(self.state.process_frame(&mut self.buf_out, &self.buf_in));
+            for (d, s) in half.iter_mut().zip(self.buf_out.iter()) {
+                *d = s / 32767.0;
+            }
+        }
+        vad
+    }
+}
+
+fn set_status(stats: &Mutex<CaptureStats>, device: Option<String>, error: Option<String>) {
+    if let Ok(mut s) = stats.lock() {
+        s.device = device;
+        s.error = error;
+    }
+}
+
+fn run(
+    mut mic: MicSpec,
+    commands: Receiver<Command>,
+    control: Arc<CaptureControl>,
+    stats: Arc<Mutex<CaptureStats>>,
+    out: Sender<EncodedFrame>,
+) {
+    let mut encoder = match VoiceEncoder::new() {
+        Ok(e) => e,
+        Err(e) => {
+            set_status(&stats, None, Some(e.to_string()));
+            return;
+        }
+    };
+    let mut denoiser = Denoiser::new();
+    let mut vad = Vad { hang: 0 };
+    let mut frame: MonoFrame = [0.0; FRAME];
+    // A random start, as RFC 3550 asks.
+    let mut timestamp: u32 = rand::random();
+    let mut gap = true;
+    'device: loop {
+        if mic == MicSpec::None {
+            set_status(&stats, None, Some("no microphone: listening only".into()));
+            match commands.recv() {
+                Ok(Command::SetMic(m)) => {
+                    mic = m;
+                    continue 'device;
+                }
+                Ok(Command::Stop) | Err(_) => return,
+            }
+        }
+        let mut source = match open_source(&mic) {
+            Ok(s) => s,
+            Err(e) => {
+                set_status(&stats, None, Some(format!("{e}: listening only")));
+                // Try again later (a headset may be plugged in).
+                match commands.recv_timeout(Duration::from_secs(3)) {
+                    Ok(Command::SetMic(m)) => mic = m,
+                    Ok(Command::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        return;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                }
+                continue 'device;
+            }
+        };
+        set_status(&stats, Some(source.name()), None);
+        if let Ok(mut s) = stats.lock() {
+            s.source_started = source.started();
+        }
+        loop {
+            match commands.try_recv() {
+                Ok(Command::SetMic(m)) => {
+                    mic = m;
+                    continue 'device;
+                }
+                Ok(Command::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+            if let Err(e) = source.read(&mut frame) {
+                set_status(&stats, None, Some(format!("{e}: listening only")));
+                continue 'device;
+            }
+            let captured = Instant::now();
+            control.frames.fetch_add(1, Ordering::Relaxed);
+            let probability = control
+                .noise_suppression
+                .load(Ordering::Relaxed)
+                .then(|| denoiser.process(&mut frame));
+            let level = rms(&frame);
+            control
+                .level_milli
+                .store((level * 1000.0) as u32, Ordering::Relaxed);
+            let transmitting = control.transmitting();
+            control.speaking.store(
+                transmitting && vad.update(level, probability),
+                Ordering::Relaxed,
+            );
+            let ts = timestamp;
+            timestamp = timestamp.wrapping_add(FRAME as u32);
+            if !transmitting {
+                gap = true;
+                continue;
+            }
+            match encoder.encode(&frame) {
+                Ok(Some(packet)) => {
+                    control.packets.fetch_add(1, Ordering::Relaxed);
+                    control
+                        .bytes
+                        .fetch_add(packet.len() as u64, Ordering::Relaxed);
+                    let _ = out.try_send(EncodedFrame {
+                        timestamp: ts,
+                        marker: gap,
+                        payload: bytes::Bytes::copy_from_slice(packet),
+                        captured,
+                    });
+                    gap = false;
+                }
+                Ok(None) => gap = true,
+                Err(e) => tracing::warn!("opus encode: {e}"),
+            }
+        }
+    }
+}

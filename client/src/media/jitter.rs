@@ -1,0 +1,346 @@
+//! An adaptive jitter buffer for one peer's Opus packets.
+//!
+//! Packets are ordered by RTP timestamp. At the start of each talk spurt the
+//! first packet is held for `target - 20 ms` before it plays (one mixer tick
+//! adds up to 20 ms more), then one frame plays per tick. The target follows
+//! the measured interarrival jitter (RFC 3550's estimator) between 20 and 80
+//! ms, and jumps up when a packet arrives too late to play; it drifts back
+//! down when the network is calm. A missing frame is rebuilt from the FEC
+//! data in the next packet if that has arrived, else concealed; after 60 ms
+//! with nothing buffered the peer is considered silent (DTX) until the next
+//! packet starts a new spurt.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// RTP timestamp units per 20 ms frame at 48 kHz.
+pub const TS_PER_FRAME: i64 = 960;
+pub const MIN_TARGET_MS: f64 = 20.0;
+pub const MAX_TARGET_MS: f64 = 80.0;
+/// More than this many buffered packets (0.5 s) and the oldest are dropped.
+const MAX_PACKETS: usize = 25;
+/// Frames concealed with an empty buffer before going silent.
+const MAX_CONCEAL: u32 = 3;
+
+/// What to play for one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Playout {
+    /// Decode this packet.
+    Packet(Vec<u8>),
+    /// The frame is lost but the next packet is here: decode its FEC data.
+    Recover(Vec<u8>),
+    /// The frame is lost: conceal.
+    Conceal,
+    /// Nothing is playing (silence, or waiting for the spurt's hold time).
+    Silence,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JitterStats {
+    pub played: u64,
+    pub recovered: u64,
+    pub concealed: u64,
+    pub late: u64,
+    pub dropped: u64,
+    pub jitter_ms: f64,
+    pub target_ms: f64,
+}
+
+#[derive(Debug)]
+pub struct JitterBuffer {
+    packets: BTreeMap<i64, (Vec<u8>, Instant)>,
+    /// Last 32-bit timestamp seen and its extended value.
+    last_ts: Option<(u32, i64)>,
+    /// Extended timestamp of the next frame to play; `None` while silent.
+    next: Option<i64>,
+    conceal_run: u32,
+    epoch: Instant,
+    last_transit: Option<f64>,
+    jitter_ms: f64,
+    late_penalty_ms: f64,
+    last_tick: Option<Instant>,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    pub fn new(now: Instant) -> JitterBuffer {
+        JitterBuffer {
+            packets: BTreeMap::new(),
+            last_ts: None,
+            next: None,
+            conceal_run: 0,
+            epoch: now,
+            last_transit: None,
+            jitter_ms: 0.0,
+            late_penalty_ms: 0.0,
+            last_tick: None,
+            stats: JitterStats {
+                target_ms: MIN_TARGET_MS,
+                ..JitterStats::default()
+            },
+        }
+    }
+
+    /// The playout delay aimed for at the start of a spurt.
+    pub fn target(&self) -> Duration {
+        Duration::from_secs_f64(self.target_ms() / 1000.0)
+    }
+
+    fn target_ms(&self) -> f64 {
+        (MIN_TARGET_MS + 3.0 * self.jitter_ms + self.late_penalty_ms)
+            .clamp(MIN_TARGET_MS, MAX_TARGET_MS)
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        JitterStats {
+            jitter_ms: self.jitter_ms,
+            target_ms: self.target_ms(),
+            ..self.stats
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.packets.len()
+    }
+
+    fn extend(&mut self, ts: u32) -> i64 {
+        let ext = match self.last_ts {
+            None => i64::from(ts),
+            Some((last, last_ext)) => last_ext + i64::from(ts.wrapping_sub(last) as i32),
+        };
+        if self.last_ts.is_none_or(|(_, e)| ext > e) {
+            self.last_ts = Some((ts, ext));
+        }
+        ext
+    }
+
+    /// Adds a packet that arrived at `arrival`.
+    pub fn push(&mut self, ts: u32, payload: Vec<u8>, arrival: Instant) {
+        let ext = self.extend(ts);
+        // RFC 3550 interarrival jitter, in ms.
+        let transit = arrival.duration_since(self.epoch).as_secs_f64() * 1000.0 - ext as f64 / 48.0;
+        if let Some(prev) = self.last_transit {
+            let d = (transit - prev).abs();
+            self.jitter_ms += (d - self.jitter_ms) / 16.0;
+        }
+        self.last_transit = Some(transit);
+        if let Some(next) = self.next
+            && ext < next
+        {
+            self.stats.late += 1;
+            // It missed its tick: play later from now on, up to the ceiling.
+            self.late_penalty_ms = (self.late_penalty_ms + 20.0).min(MAX_TARGET_MS);
+            if ext == next - TS_PER_FRAME && self.conceal_run > 0 {
+                // The frame just concealed: play it after all, 20 ms later.
+                self.next = Some(ext);
+                self.packets.insert(ext, (payload, arrival));
+            }
+            return;
+        }
+        self.packets.insert(ext, (payload, arrival));
+        while self.packets.len() > MAX_PACKETS {
+            self.packets.pop_first();
+            self.stats.dropped += 1;
+        }
+    }
+
+    /// The frame for the tick at `now` (call once per 20 ms).
+    pub fn pop(&mut self, now: Instant) -> Playout {
+        if let Some(last) = self.last_tick {
+            // Calm networks bring the target back down, 1 ms per second.
+            let secs = now.saturating_duration_since(last).as_secs_f64();
+            self.late_penalty_ms = (self.late_penalty_ms - secs).max(0.0);
+        }
+        self.last_tick = Some(now);
+        let next = match self.next {
+            Some(n) => n,
+            None => {
+                let Some((&first, &(_, arrival))) = self.packets.first_key_value() else {
+                    return Playout::Silence;
+                };
+                let hold = self.target().saturating_sub(super::FRAME_DURATION);
+                if now < arrival + hold {
+                    return Playout::Silence;
+                }
+                first
+            }
+        };
+        // Too much buffered for the target (a burst after a stall): skip ahead.
+        let want = (self.target_ms() / 20.0).ceil() as usize + 2;
+        let mut next = next;
+        if self.packets.len() > want + 2 {
+            while self.packets.len() > want {
+                if let Some((k, _)) = self.packets.pop_first() {
+                    self.stats.dropped += 1;
+                    next = k + TS_PER_FRAME;
+                }
+            }
+        }
+        // Anything older than `next` is of no use any more.
+        while let Some((&k, _)) = self.packets.first_key_value() {
+            if k >= next {
+                break;
+            }
+            self.packets.pop_first();
+        }
+        if let Some((payload, _)) = self.packets.remove(&next) {
+            self.next = Some(next + TS_PER_FRAME);
+            self.conceal_run = 0;
+            self.stats.played += 1;
+            return Playout::Packet(payload);
+        }
+        if self.packets.is_empty() {
+            self.conceal_run += 1;
+            if self.conceal_run > MAX_CONCEAL {
+                // The talker went quiet (DTX): wait for the next spurt.
+                self.next = None;
+                self.conceal_run = 0;
+                return Playout::Silence;
+            }
+            self.next = Some(next + TS_PER_FRAME);
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        self.next = Some(next + TS_PER_FRAME);
+        self.conceal_run += 1;
+        if let Some((payload, _)) = self.packets.get(&(next + TS_PER_FRAME)) {
+            self.stats.recovered += 1;
+            return Playout::Recover(payload.clone());
+        }
+        self.stats.concealed += 1;
+        Playout::Conceal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(20);
+
+    fn pkt(i: u8) -> Vec<u8> {
+        vec![i; 10]
+    }
+
+    #[test]
+    fn in_order_packets_play_in_order_after_the_hold() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        for i in 0..5u8 {
+            jb.push(1000 + u32::from(i) * 960, pkt(i), t0 + TICK * u32::from(i));
+        }
+        // Target 20 ms: no hold, the first tick after arrival plays.
+        let mut played = Vec::new();
+        for k in 0..5u32 {
+            match jb.pop(t0 + TICK * k + Duration::from_millis(5)) {
+                Playout::Packet(p) => played.push(p[0]),
+                other => panic!("tick {k}: {other:?}"),
+            }
+        }
+        assert_eq!(played, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_lost_packet_is_recovered_from_the_next_ones_fec() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        // Sent every 20 ms; packet 2 never arrives. By the time its tick
+        // comes, packet 3 is here and carries FEC for it.
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut got = Vec::new();
+        jb.push(0, pkt(0), ms(0));
+        got.push(jb.pop(ms(1)));
+        jb.push(960, pkt(1), ms(20));
+        got.push(jb.pop(ms(21)));
+        jb.push(2880, pkt(3), ms(60));
+        got.push(jb.pop(ms(61)));
+        jb.push(3840, pkt(4), ms(80));
+        got.push(jb.pop(ms(81)));
+        got.push(jb.pop(ms(101)));
+        assert_eq!(got[0], Playout::Packet(pkt(0)));
+        assert_eq!(got[2], Playout::Recover(pkt(3)));
+        assert_eq!(got[3], Playout::Packet(pkt(3)));
+        assert_eq!(got[4], Playout::Packet(pkt(4)));
+        assert_eq!(jb.stats().recovered, 1);
+    }
+
+    #[test]
+    fn a_late_packet_raises_the_target_and_still_plays() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        jb.push(0, pkt(0), t0);
+        assert_eq!(jb.pop(t0), Playout::Packet(pkt(0)));
+        // Packet 1 is late: its tick conceals.
+        assert_eq!(jb.pop(t0 + TICK), Playout::Conceal);
+        jb.push(960, pkt(1), t0 + TICK + Duration::from_millis(3));
+        assert_eq!(jb.stats().late, 1);
+        assert!(jb.stats().target_ms >= 40.0);
+        assert_eq!(jb.pop(t0 + TICK * 2), Playout::Packet(pkt(1)));
+    }
+
+    #[test]
+    fn silence_ends_a_spurt_and_the_next_one_resyncs() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        jb.push(0, pkt(0), t0);
+        assert_eq!(jb.pop(t0), Playout::Packet(pkt(0)));
+        let mut t = t0;
+        for _ in 0..MAX_CONCEAL {
+            t += TICK;
+            assert_eq!(jb.pop(t), Playout::Conceal);
+        }
+        t += TICK;
+        assert_eq!(jb.pop(t), Playout::Silence);
+        // DTX gap of two seconds, then talk again.
+        let resume = t0 + Duration::from_secs(2);
+        jb.push(960 * 100, pkt(9), resume);
+        assert_eq!(
+            jb.pop(resume + Duration::from_millis(1)),
+            Playout::Packet(pkt(9))
+        );
+    }
+
+    #[test]
+    fn jitter_raises_the_hold_within_bounds() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        for i in 0..200u32 {
+            let wobble = Duration::from_millis(u64::from(i % 2) * 30);
+            jb.push(i * 960, pkt(0), t0 + TICK * i + wobble);
+        }
+        let target = jb.stats().target_ms;
+        assert!(target > 40.0 && target <= MAX_TARGET_MS, "{target}");
+    }
+
+    #[test]
+    fn timestamps_wrap_around() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        let start = u32::MAX - 960;
+        for i in 0..3u32 {
+            jb.push(start.wrapping_add(i * 960), pkt(i as u8), t0 + TICK * i);
+        }
+        let got: Vec<Playout> = (0..3).map(|k| jb.pop(t0 + TICK * k)).collect();
+        assert_eq!(
+            got,
+            vec![
+                Playout::Packet(pkt(0)),
+                Playout::Packet(pkt(1)),
+                Playout::Packet(pkt(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flood_is_bounded() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        for i in 0..100u32 {
+            jb.push(i * 960, pkt(0), t0);
+        }
+        assert!(jb.buffered() <= MAX_PACKETS);
+        // Once the (now maximal) hold is over, the excess is skipped.
+        jb.pop(t0 + Duration::from_millis(100));
+        assert!(jb.buffered() <= 8);
+    }
+}

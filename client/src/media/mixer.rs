@@ -1,0 +1,428 @@
+//! The receiving side: a thread that, every 20 ms, takes one frame from each
+//! peer's jitter buffer, decodes it (with FEC or concealment for losses),
+//! applies that peer's gain (distance curve × per-user volume) and
+//! equal-power pan, mixes, and plays the result. Gains move to their new
+//! values over one frame, so walking around never clicks. The thread owns all
+//! per-peer state; everything else talks to it through a channel.
+
+use super::codec::VoiceDecoder;
+use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, WavSink, open_sink};
+use super::jitter::{JitterBuffer, JitterStats, Playout};
+use super::{FRAME, MonoFrame, StereoFrame, rms};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use hallway_shared::UserId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Messages to the mixer thread.
+#[derive(Debug)]
+pub enum MixerCommand {
+    /// An RTP packet's Opus payload from `peer`'s connection number `session`.
+    Packet {
+        peer: UserId,
+        session: u64,
+        timestamp: u32,
+        payload: Vec<u8>,
+        arrival: Instant,
+    },
+    /// Where the peer is heard: `gain` from the distance curve, `pan` as
+    /// (left, right) equal-power gains.
+    Spatial {
+        peer: UserId,
+        gain: f32,
+        pan: (f32, f32),
+    },
+    /// Per-user volume (1.0 = as is, up to 2.0).
+    Volume {
+        peer: UserId,
+        volume: f32,
+    },
+    /// The peer is gone: free its decoder and buffers.
+    Remove(UserId),
+    Deafen(bool),
+    SetSpeaker(SpeakerSpec),
+    Stop,
+}
+
+/// What the mixer knows about one peer's audio.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerAudioStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_packet: Option<Instant>,
+    /// First frame whose output (after gain) was above -60 dBFS.
+    pub first_audible: Option<Instant>,
+    /// Level of the last decoded frame before gain (0..1 RMS).
+    pub level: f32,
+    pub speaking: bool,
+    /// Mean RMS this peer contributed to the left and right output channels.
+    pub mean_out: (f32, f32),
+    pub gain: f32,
+    pub pan: (f32, f32),
+    pub volume: f32,
+    pub jitter: JitterStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MixerStats {
+    pub device: Option<String>,
+    pub error: Option<String>,
+    pub frames: u64,
+    pub peers: HashMap<UserId, PeerAudioStats>,
+}
+
+/// A running mixer thread.
+pub struct Mixer {
+    tx: Sender<MixerCommand>,
+    stats: Arc<Mutex<MixerStats>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set when the output is a WAV file: where the recording stands.
+    pub recording: Option<RecordingClock>,
+}
+
+/// Packets and commands waiting for the mixer (about 10 s of one peer).
+const QUEUE: usize = 4096;
+
+impl Mixer {
+    pub fn start(speaker: SpeakerSpec) -> Mixer {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        let stats = Arc::new(Mutex::new(MixerStats::default()));
+        let (clock_tx, clock_rx) = crossbeam_channel::bounded(1);
+        let thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("hallway-mixer".into())
+                .spawn(move || run(speaker, rx, stats, clock_tx))
+                .ok()
+        };
+        let recording = clock_rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
+        Mixer {
+            tx,
+            stats,
+            thread,
+            recording,
+        }
+    }
+
+    /// A sender for the tasks that receive RTP.
+    pub fn sender(&self) -> MixerSender {
+        MixerSender(self.tx.clone())
+    }
+
+    pub fn send(&self, cmd: MixerCommand) {
+        self.sender().send(cmd);
+    }
+
+    pub fn stats(&self) -> MixerStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Mixer {
+    fn drop(&mut self) {
+        let _ = self.tx.send(MixerCommand::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The sending end of the mixer's queue; never blocks (a full queue drops
+/// the packet, as a network would).
+#[derive(Debug, Clone)]
+pub struct MixerSender(Sender<MixerCommand>);
+
+impl MixerSender {
+    pub fn send(&self, cmd: MixerCommand) {
+        match self.0.try_send(cmd) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => tracing::debug!("mixer queue full; dropping"),
+        }
+    }
+}
+
+struct PeerMix {
+    session: u64,
+    jitter: JitterBuffer,
+    decoder: Option<VoiceDecoder>,
+    /// Gains applied at the end of the last frame, and the ones wanted now.
+    current: (f32, f32),
+    spatial_gain: f32,
+    pan: (f32, f32),
+    volume: f32,
+    hang: u32,
+    sum_sq: (f64, f64),
+    frames: u64,
+    stats: PeerAudioStats,
+}
+
+impl PeerMix {
+    fn new(now: Instant) -> PeerMix {
+        PeerMix {
+            session: 0,
+            jitter: JitterBuffer::new(now),
+            decoder: VoiceDecoder::new().ok(),
+            current: (0.0, 0.0),
+            // Until told where the peer is, play it centred at full volume.
+            spatial_gain: 1.0,
+            pan: (
+                std::f32::consts::FRAC_1_SQRT_2,
+                std::f32::consts::FRAC_1_SQRT_2,
+            ),
+            volume: 1.0,
+            hang: 0,
+            sum_sq: (0.0, 0.0),
+            frames: 0,
+            stats: PeerAudioStats::default(),
+        }
+    }
+
+    fn target(&self, deafened: bool) -> (f32, f32) {
+        if deafened {
+            return (0.0, 0.0);
+        }
+        let g = self.spatial_gain * self.volume;
+        (g * self.pan.0, g * self.pan.1)
+    }
+
+    /// Decodes this tick's frame into `buf`; false if there is nothing to play.
+    fn pull(&mut self, now: Instant, buf: &mut MonoFrame) -> bool {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return false;
+        };
+        let result = match self.jitter.pop(now) {
+            Playout::Silence => return false,
+            Playout::Packet(p) => decoder.decode(&p, buf),
+            Playout::Recover(p) => decoder.recover(&p, buf),
+            Playout::Conceal => decoder.conceal(buf),
+        };
+        if result.is_err() {
+            // A packet that is not Opus: conceal rather than play garbage.
+            if decoder.conceal(buf).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn run(
+    speaker: SpeakerSpec,
+    rx: Receiver<MixerCommand>,
+    stats: Arc<Mutex<MixerStats>>,
+    clock_tx: Sender<Option<RecordingClock>>,
+) {
+    let mut speaker = speaker;
+    let mut sink = open_or_null(&speaker, &stats, &clock_tx);
+    let mut peers: HashMap<UserId, PeerMix> = HashMap::new();
+    let mut deafened = false;
+    let mut buf: MonoFrame = [0.0; FRAME];
+    let mut mix: StereoFrame = [0.0; FRAME * 2];
+    let mut frames: u64 = 0;
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        if let Err(e) = sink.wait() {
+            sink = fallback(&stats, &e.to_string());
+            retry_at = Some(Instant::now() + Duration::from_secs(3));
+        }
+        let now = Instant::now();
+        // Drain everything that arrived since the last tick.
+        loop {
+            match rx.try_recv() {
+                Ok(MixerCommand::Packet {
+                    peer,
+                    session,
+                    timestamp,
+                    payload,
+                    arrival,
+                }) => {
+                    let p = peers.entry(peer).or_insert_with(|| PeerMix::new(now));
+                    if session != p.session {
+                        // A new connection to the same person: start afresh.
+                        p.session = session;
+                        p.jitter = JitterBuffer::new(now);
+                        p.decoder = VoiceDecoder::new().ok();
+                    }
+                    p.stats.packets += 1;
+                    p.stats.bytes += payload.len() as u64;
+                    p.stats.first_packet.get_or_insert(arrival);
+                    p.jitter.push(timestamp, payload, arrival);
+                }
+                Ok(MixerCommand::Spatial { peer, gain, pan }) => {
+                    let p = peers.entry(peer).or_insert_with(|| PeerMix::new(now));
+                    p.spatial_gain = gain.clamp(0.0, 1.0);
+                    p.pan = pan;
+                }
+                Ok(MixerCommand::Volume { peer, volume }) => {
+                    let p = peers.entry(peer).or_insert_with(|| PeerMix::new(now));
+                    p.volume = volume.clamp(0.0, 2.0);
+                }
+                Ok(MixerCommand::Remove(peer)) => {
+                    peers.remove(&peer);
+                }
+                Ok(MixerCommand::Deafen(d)) => deafened = d,
+                Ok(MixerCommand::SetSpeaker(s)) => {
+                    speaker = s;
+                    sink = open_or_null(&speaker, &stats, &clock_tx);
+                }
+                Ok(MixerCommand::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    return;
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+            }
+        }
+        if retry_at.is_some_and(|t| now >= t) {
+            retry_at = None;
+            sink = open_or_null(&speaker, &stats, &clock_tx);
+        }
+        mix.fill(0.0);
+        for p in peers.values_mut() {
+            let (gl0, gr0) = p.current;
+            let (gl1, gr1) = p.target(deafened);
+            p.current = (gl1, gr1);
+            if !p.pull(now, &mut buf) {
+                p.stats.level = 0.0;
+                p.hang = p.hang.saturating_sub(1);
+                p.stats.speaking = p.hang > 0;
+                p.frames += 1;
+                continue;
+            }
+            let level = rms(&buf);
+            p.stats.level = level;
+            if level > 0.01 {
+                p.hang = 15;
+            } else {
+                p.hang = p.hang.saturating_sub(1);
+            }
+            p.stats.speaking = p.hang > 0;
+            let (mut sl, mut sr) = (0.0f64, 0.0f64);
+            for (i, s) in buf.iter().enumerate() {
+                // Ramp over the frame from the old gains to the new ones.
+                let t = (i + 1) as f32 / FRAME as f32;
+                let l = s * (gl0 + (gl1 - gl0) * t);
+                let r = s * (gr0 + (gr1 - gr0) * t);
+                mix[2 * i] += l;
+                mix[2 * i + 1] += r;
+                sl += f64::from(l * l);
+                sr += f64::from(r * r);
+            }
+            p.sum_sq.0 += sl;
+            p.sum_sq.1 += sr;
+            p.frames += 1;
+            let out_rms = ((sl + sr) / (2 * FRAME) as f64).sqrt();
+            if out_rms > 0.001 && p.stats.first_audible.is_none() {
+                p.stats.first_audible = Some(now);
+            }
+        }
+        for s in mix.iter_mut() {
+            *s = s.clamp(-1.0, 1.0);
+        }
+        if let Err(e) = sink.write(&mix) {
+            sink = fallback(&stats, &e.to_string());
+            retry_at = Some(Instant::now() + Duration::from_secs(3));
+        }
+        frames += 1;
+        if frames.is_multiple_of(5) {
+            publish(&stats, frames, &peers);
+        }
+    }
+}
+
+fn publish(stats: &Mutex<MixerStats>, frames: u64, peers: &HashMap<UserId, PeerMix>) {
+    let Ok(mut s) = stats.lock() else { return };
+    s.frames = frames;
+    s.peers.clear();
+    for (id, p) in peers {
+        let n = (p.frames.max(1) * FRAME as u64) as f64;
+        let mut ps = p.stats.clone();
+        ps.mean_out = (
+            (p.sum_sq.0 / n).sqrt() as f32,
+            (p.sum_sq.1 / n).sqrt() as f32,
+        );
+        ps.gain = p.spatial_gain;
+        ps.pan = p.pan;
+        ps.volume = p.volume;
+        ps.jitter = p.jitter.stats();
+        s.peers.insert(*id, ps);
+    }
+}
+
+fn open_or_null(
+    speaker: &SpeakerSpec,
+    stats: &Mutex<MixerStats>,
+    clock_tx: &Sender<Option<RecordingClock>>,
+) -> Box<dyn Sink> {
+    let opened = match speaker {
+        SpeakerSpec::Wav(path) => WavSink::create(path).map(|w| {
+            let _ = clock_tx.try_send(Some(w.clock()));
+            Box::new(w) as Box<dyn Sink>
+        }),
+        other => open_sink(other),
+    };
+    let _ = clock_tx.try_send(None);
+    match opened {
+        Ok(sink) => {
+            if let Ok(mut s) = stats.lock() {
+                s.device = Some(sink.name());
+                s.error = None;
+            }
+            sink
+        }
+        Err(e) => fallback(stats, &format!("{e}: you can talk but not hear")),
+    }
+}
+
+fn fallback(stats: &Mutex<MixerStats>, error: &str) -> Box<dyn Sink> {
+    tracing::warn!("audio output: {error}");
+    if let Ok(mut s) = stats.lock() {
+        s.device = None;
+        s.error = Some(error.to_string());
+    }
+    Box::new(NullSink::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::codec::VoiceEncoder;
+
+    #[test]
+    fn a_peer_is_mixed_with_its_gain_and_pan_and_freed_on_remove() {
+        let mixer = Mixer::start(SpeakerSpec::None);
+        let peer = UserId(7);
+        mixer.send(MixerCommand::Spatial {
+            peer,
+            gain: 0.5,
+            pan: hallway_shared::volume::stereo_pan(-3.0, 0.0),
+        });
+        let mut enc = VoiceEncoder::new().unwrap();
+        let start = Instant::now();
+        for k in 0..50u32 {
+            let mut f = [0.0; FRAME];
+            for (i, s) in f.iter_mut().enumerate() {
+                let n = k as usize * FRAME + i;
+                *s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
+            }
+            let payload = enc.encode(&f).unwrap().unwrap().to_vec();
+            mixer.send(MixerCommand::Packet {
+                peer,
+                session: 1,
+                timestamp: k * 960,
+                payload,
+                arrival: Instant::now(),
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let stats = mixer.stats();
+        let p = &stats.peers[&peer];
+        assert_eq!(p.packets, 50);
+        assert!(p.first_audible.unwrap() >= start);
+        let (l, r) = p.mean_out;
+        assert!(l > r * 2.0, "left {l} right {r}");
+        mixer.send(MixerCommand::Remove(peer));
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!mixer.stats().peers.contains_key(&peer));
+    }
+}

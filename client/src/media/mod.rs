@@ -1,0 +1,67 @@
+//! Voice media, Bevy-free: capture from a microphone (or a fake one), noise
+//! suppression and voice activity, Opus encode; per-peer jitter buffers, Opus
+//! decode with FEC and concealment, and a spatial mixer that plays to a speaker
+//! (or a WAV file). Each direction runs on its own thread; the audio device
+//! callbacks only touch lock-free rings.
+
+pub mod capture;
+pub mod codec;
+pub mod device;
+pub mod jitter;
+pub mod mixer;
+pub mod resample;
+
+pub use capture::{Capture, CaptureControl, CaptureStats};
+pub use device::{MicSpec, SpeakerSpec};
+pub use mixer::{Mixer, MixerStats, PeerAudioStats};
+
+/// Every stream in the pipeline runs at 48 kHz.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// 20 ms: one Opus frame, one mixer tick.
+pub const FRAME: usize = 960;
+/// Duration of one frame.
+pub const FRAME_DURATION: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// 20 ms of mono audio, samples in -1..1.
+pub type MonoFrame = [f32; FRAME];
+/// 20 ms of interleaved stereo audio (left, right, left, ...).
+pub type StereoFrame = [f32; FRAME * 2];
+
+/// What can go wrong with audio devices and codecs.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("no microphone found")]
+    NoInputDevice,
+    #[error("no speaker found")]
+    NoOutputDevice,
+    #[error("audio device {0:?} not found")]
+    DeviceNotFound(String),
+    #[error("audio device error: {0}")]
+    Device(String),
+    #[error("audio file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("opus: {0}")]
+    Codec(#[from] opus::Error),
+    #[error("{0}")]
+    Spec(String),
+    #[error("the audio stream stopped")]
+    Stopped,
+}
+
+/// Root-mean-square level of a block of samples.
+pub fn rms(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let sum: f32 = samples.iter().map(|s| s * s).sum();
+    (sum / samples.len() as f32).sqrt()
+}
+
+/// Level in dBFS (full-scale sine ≈ -3 dBFS); silence is -120.
+pub fn dbfs(level: f32) -> f32 {
+    if level <= 1e-6 {
+        -120.0
+    } else {
+        20.0 * level.log10()
+    }
+}

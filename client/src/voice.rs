@@ -1,0 +1,245 @@
+//! Proximity voice, Bevy-free: the capture thread, the mixer and the peer
+//! manager wired together and driven by the session. Feed it every server
+//! message (after applying it to the [`SpaceState`]); it opens and closes
+//! peer connections from `proximity`, relays `signal`s, and keeps each
+//! peer's gain and pan in step with where people stand, using the rules in
+//! `hallway_shared::volume`.
+
+use crate::core::state::SpaceState;
+use crate::media::capture::{Capture, CaptureControl, CaptureStats, EncodedFrame};
+use crate::media::device::{MicSpec, SpeakerSpec};
+use crate::media::mixer::{Mixer, MixerCommand, MixerStats};
+use crate::rtc::{LinkInfo, PeerManager, RtcOptions, SignalOut};
+use hallway_shared::map::MapModel;
+use hallway_shared::protocol::ServerMessage;
+use hallway_shared::proximity::Spot;
+use hallway_shared::volume::{peer_gain, stereo_pan};
+use hallway_shared::{TilePos, UserId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct VoiceOptions {
+    pub mic: MicSpec,
+    pub speaker: SpeakerSpec,
+    pub noise_suppression: bool,
+    pub rtc: RtcOptions,
+}
+
+impl Default for VoiceOptions {
+    fn default() -> Self {
+        VoiceOptions {
+            mic: MicSpec::Default,
+            speaker: SpeakerSpec::Default,
+            noise_suppression: true,
+            rtc: RtcOptions::default(),
+        }
+    }
+}
+
+/// One peer as voice sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoicePeer {
+    pub user_id: UserId,
+    pub link: Option<LinkInfo>,
+    /// When the server put this peer in our list.
+    pub since: Instant,
+    pub audio: Option<crate::media::PeerAudioStats>,
+}
+
+pub struct Voice {
+    capture: Capture,
+    mixer: Mixer,
+    rtc: PeerManager,
+    since: HashMap<UserId, Instant>,
+    volumes: HashMap<UserId, f32>,
+    deafened: bool,
+}
+
+impl Voice {
+    /// Starts the media threads and the peer manager on `rt`; signals go out
+    /// through `signal_out`.
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        options: VoiceOptions,
+        signal_out: SignalOut,
+    ) -> Result<Voice, webrtc::Error> {
+        let (uplink_tx, uplink_rx) = crossbeam_channel::bounded::<EncodedFrame>(64);
+        let capture = Capture::start(options.mic, options.noise_suppression, uplink_tx);
+        let mixer = Mixer::start(options.speaker);
+        let rtc = PeerManager::start(rt, options.rtc, signal_out, uplink_rx, mixer.sender())?;
+        Ok(Voice {
+            capture,
+            mixer,
+            rtc,
+            since: HashMap::new(),
+            volumes: HashMap::new(),
+            deafened: false,
+        })
+    }
+
+    /// Reacts to a server message already applied to `state`.
+    pub fn on_message(&mut self, msg: &ServerMessage, state: &SpaceState, map: Option<&MapModel>) {
+        match msg {
+            ServerMessage::Welcome { ice_servers, .. } => {
+                self.rtc.set_ice_servers(ice_servers.clone());
+                // Another space clears the list and so every link; the same
+                // space again keeps them (protocol 6.3 step 5).
+                self.since.retain(|id, _| state.is_peer(*id));
+                self.rtc.set_peers(state.peers.clone());
+                self.update_spatial(state, map);
+            }
+            ServerMessage::Proximity { peers } => {
+                let now = Instant::now();
+                self.since
+                    .retain(|id, _| peers.iter().any(|p| p.user_id == *id));
+                for p in peers {
+                    self.since.entry(p.user_id).or_insert(now);
+                }
+                self.rtc.set_peers(peers.clone());
+                self.update_spatial(state, map);
+            }
+            ServerMessage::Signal { from, payload } => self.rtc.signal(*from, payload.clone()),
+            ServerMessage::Presence { .. } | ServerMessage::MoveRejected { .. } => {
+                self.update_spatial(state, map);
+            }
+            _ => {}
+        }
+    }
+
+    /// The session ended or moved to another space: hang up on everyone.
+    pub fn hang_up(&mut self) {
+        self.since.clear();
+        self.rtc.close_all();
+    }
+
+    /// Recomputes every peer's gain and pan from where everyone stands.
+    pub fn update_spatial(&self, state: &SpaceState, map: Option<&MapModel>) {
+        let Some(me) = state.my_member() else { return };
+        let cfg = state.rules.map(|r| r.proximity).unwrap_or_default();
+        let spot = |x: i32, y: i32| {
+            let pos = TilePos::new(x, y);
+            Spot {
+                pos,
+                zone: map.and_then(|m| m.zone_at(pos)),
+            }
+        };
+        let my_spot = spot(me.x, me.y);
+        for peer in &state.peers {
+            let Some(m) = state.members.get(&peer.user_id) else {
+                continue;
+            };
+            let their = spot(m.x, m.y);
+            let gain = peer_gain(&cfg, my_spot, their);
+            let pan = stereo_pan((m.x - me.x) as f32, (m.y - me.y) as f32);
+            self.mixer.send(MixerCommand::Spatial {
+                peer: peer.user_id,
+                gain,
+                pan,
+            });
+        }
+    }
+
+    pub fn control(&self) -> &Arc<CaptureControl> {
+        &self.capture.control
+    }
+
+    pub fn set_muted(&self, muted: bool) {
+        self.capture.control.muted.store(muted, Ordering::Relaxed);
+    }
+
+    pub fn muted(&self) -> bool {
+        self.capture.control.muted.load(Ordering::Relaxed)
+    }
+
+    /// Deafened: hear nobody and send nothing (as in Mumble).
+    pub fn set_deafened(&mut self, deafened: bool) {
+        self.deafened = deafened;
+        self.mixer.send(MixerCommand::Deafen(deafened));
+        self.set_muted(deafened);
+    }
+
+    pub fn deafened(&self) -> bool {
+        self.deafened
+    }
+
+    pub fn set_push_to_talk(&self, on: bool) {
+        self.capture
+            .control
+            .push_to_talk
+            .store(on, Ordering::Relaxed);
+    }
+
+    pub fn set_talk_key(&self, down: bool) {
+        self.capture.control.ptt_down.store(down, Ordering::Relaxed);
+    }
+
+    pub fn set_noise_suppression(&self, on: bool) {
+        self.capture
+            .control
+            .noise_suppression
+            .store(on, Ordering::Relaxed);
+    }
+
+    pub fn set_volume(&mut self, peer: UserId, volume: f32) {
+        self.volumes.insert(peer, volume);
+        self.mixer.send(MixerCommand::Volume { peer, volume });
+    }
+
+    pub fn volume(&self, peer: UserId) -> f32 {
+        self.volumes.get(&peer).copied().unwrap_or(1.0)
+    }
+
+    pub fn set_mic(&self, mic: MicSpec) {
+        self.capture.set_mic(mic);
+    }
+
+    pub fn set_speaker(&self, speaker: SpeakerSpec) {
+        self.mixer.send(MixerCommand::SetSpeaker(speaker));
+    }
+
+    /// Am I speaking (voice detected and transmitting)?
+    pub fn speaking(&self) -> bool {
+        self.capture.control.speaking.load(Ordering::Relaxed)
+    }
+
+    pub fn capture_stats(&self) -> CaptureStats {
+        self.capture.stats()
+    }
+
+    pub fn mixer_stats(&self) -> MixerStats {
+        self.mixer.stats()
+    }
+
+    pub fn recording(&self) -> Option<&crate::media::device::RecordingClock> {
+        self.mixer.recording.as_ref()
+    }
+
+    /// Everyone in the current peer list with their link and audio state.
+    pub fn peers(&self) -> Vec<VoicePeer> {
+        let links = self.rtc.links();
+        let mut audio = self.mixer.stats().peers;
+        let mut out: Vec<VoicePeer> = self
+            .since
+            .iter()
+            .map(|(id, since)| VoicePeer {
+                user_id: *id,
+                link: links.get(id).cloned(),
+                since: *since,
+                audio: audio.remove(id),
+            })
+            .collect();
+        out.sort_by_key(|p| p.user_id);
+        out
+    }
+
+    pub fn links(&self) -> HashMap<UserId, LinkInfo> {
+        self.rtc.links()
+    }
+
+    pub fn try_event(&self) -> Option<crate::rtc::RtcEvent> {
+        self.rtc.try_event()
+    }
+}
