@@ -43,6 +43,9 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 const OPUS_PT: u8 = 111;
 /// The SDP format parameters of §6.4.
 const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=32000";
+/// How long an offer or answer waits for local candidates to be gathered,
+/// so that the SDP carries them; later ones trickle.
+const GATHER_WAIT: Duration = Duration::from_millis(250);
 /// A connection not connected after this long is started over.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -242,6 +245,21 @@ fn build_api(options: &RtcOptions) -> Result<API, webrtc::Error> {
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)
         .build())
+}
+
+/// Sets `desc` as the local description and returns its SDP once the local
+/// candidates are in it (or after [`GATHER_WAIT`]). Candidates in the SDP let
+/// both ICE agents start checking at once; with trickle alone the first
+/// checks often found no pairs and connecting took a second (measured).
+async fn describe(
+    pc: &RTCPeerConnection,
+    desc: RTCSessionDescription,
+) -> Result<String, webrtc::Error> {
+    let mut gathered = pc.gathering_complete_promise().await;
+    let fallback = desc.sdp.clone();
+    pc.set_local_description(desc).await?;
+    let _ = tokio::time::timeout(GATHER_WAIT, gathered.recv()).await;
+    Ok(pc.local_description().await.map_or(fallback, |d| d.sdp))
 }
 
 /// Moves encoded frames from the capture thread onto the shared track.
@@ -505,8 +523,7 @@ impl Manager {
         let pc = link.pc.clone();
         let sdp = async {
             let offer = pc.create_offer(None).await?;
-            pc.set_local_description(offer.clone()).await?;
-            Ok::<_, webrtc::Error>(offer.sdp)
+            describe(&pc, offer).await
         }
         .await;
         match sdp {
@@ -548,8 +565,7 @@ impl Manager {
                     pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
                         .await?;
                     let answer = pc.create_answer(None).await?;
-                    pc.set_local_description(answer.clone()).await?;
-                    Ok::<_, webrtc::Error>(answer.sdp)
+                    describe(&pc, answer).await
                 }
                 .await;
                 match answered {
