@@ -10,6 +10,7 @@ pub mod device;
 pub mod jitter;
 pub mod mixer;
 pub mod resample;
+pub mod video;
 
 pub use capture::{Capture, CaptureControl, CaptureStats};
 pub use device::{MicSpec, SpeakerSpec};
