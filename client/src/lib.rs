@@ -14,3 +14,14 @@ pub mod rtc;
 pub mod voice;
 
 pub use hallway_shared as shared;
+
+/// Logs to stderr for the headless tools (bot, benchmarks), filtered by
+/// `RUST_LOG`, else by `default_filter`. The desktop app uses Bevy's logging.
+pub fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

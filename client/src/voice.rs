@@ -213,6 +213,16 @@ impl Voice {
         self.mixer.stats()
     }
 
+    /// Is `peer` speaking (their audio is above the voice threshold)?
+    pub fn peer_speaking(&self, peer: UserId) -> bool {
+        self.mixer.peer_speaking(peer)
+    }
+
+    /// Why nothing can be heard, if so (no speaker, a failed device).
+    pub fn output_error(&self) -> Option<String> {
+        self.mixer.error()
+    }
+
     pub fn recording(&self) -> Option<&crate::media::device::RecordingClock> {
         self.mixer.recording.as_ref()
     }

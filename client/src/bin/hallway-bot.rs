@@ -51,7 +51,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber_init();
+    hallway_client::init_logging("warn");
     let args = Args::parse();
     let route = parse_route(&args.path).map_err(anyhow::Error::msg)?;
     let voice = if args.fake_mic.is_some() || args.audio_out.is_some() {
@@ -89,14 +89,4 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Logs to stderr at `RUST_LOG` (default: warnings).
-fn tracing_subscriber_init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

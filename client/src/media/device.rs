@@ -425,6 +425,7 @@ pub struct CpalSource {
     resampler: Resampler,
     pending: Vec<f32>,
     scratch: Vec<f32>,
+    mono: Vec<f32>,
     errors: Arc<AtomicU64>,
 }
 
@@ -466,6 +467,7 @@ impl CpalSource {
             resampler: Resampler::new(stream_config.sample_rate.0, SAMPLE_RATE),
             pending: Vec::with_capacity(FRAME * 4),
             scratch: Vec::with_capacity(FRAME * 8),
+            mono: Vec::with_capacity(FRAME * 4),
             errors,
         })
     }
@@ -515,12 +517,13 @@ impl Source for CpalSource {
                     chunk.commit_all();
                 }
                 let ch = self.channels;
-                let mono: Vec<f32> = self
-                    .scratch
-                    .chunks(ch)
-                    .map(|c| c.iter().sum::<f32>() / ch as f32)
-                    .collect();
-                self.resampler.process(&mono, &mut self.pending);
+                self.mono.clear();
+                self.mono.extend(
+                    self.scratch
+                        .chunks(ch)
+                        .map(|c| c.iter().sum::<f32>() / ch as f32),
+                );
+                self.resampler.process(&self.mono, &mut self.pending);
             } else {
                 if Instant::now() > deadline {
                     return Err(match self.errors.load(Ordering::Relaxed) {
@@ -550,6 +553,7 @@ pub struct CpalSink {
     /// Device frames per 48 kHz frame, via this resampler per channel.
     resamplers: [Resampler; 2],
     scratch: [Vec<f32>; 2],
+    mono: Vec<f32>,
 }
 
 /// The mixer writes its next 20 ms once no more than this is still queued
@@ -598,6 +602,7 @@ impl CpalSink {
                 Resampler::new(SAMPLE_RATE, rate),
             ],
             scratch: [Vec::with_capacity(FRAME * 2), Vec::with_capacity(FRAME * 2)],
+            mono: Vec::with_capacity(FRAME),
         })
     }
 }
@@ -653,8 +658,9 @@ impl Sink for CpalSink {
             .enumerate()
         {
             out.clear();
-            let mono: Vec<f32> = frame.iter().skip(ch).step_by(2).copied().collect();
-            resampler.process(&mono, out);
+            self.mono.clear();
+            self.mono.extend(frame.iter().skip(ch).step_by(2));
+            resampler.process(&self.mono, out);
         }
         let n = self.scratch[0].len().min(self.scratch[1].len());
         for i in 0..n {

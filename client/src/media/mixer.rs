@@ -117,6 +117,19 @@ impl Mixer {
     pub fn stats(&self) -> MixerStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// Whether `peer` is speaking now, without copying the stats (for
+    /// systems that ask every frame).
+    pub fn peer_speaking(&self, peer: UserId) -> bool {
+        self.stats
+            .lock()
+            .is_ok_and(|s| s.peers.get(&peer).is_some_and(|p| p.speaking))
+    }
+
+    /// Why there is no sound, if there is none.
+    pub fn error(&self) -> Option<String> {
+        self.stats.lock().ok().and_then(|s| s.error.clone())
+    }
 }
 
 impl Drop for Mixer {

@@ -446,26 +446,30 @@ pub fn show_speaking(
         return;
     };
     let me_speaking = voice.speaking();
-    let peers = voice.mixer_stats().peers;
     for (avatar, local, children) in &avatars {
+        // Only peers are in the mixer; skip the lock for everyone else.
         let speaking = if local {
             me_speaking
         } else {
-            peers.get(&avatar.user).is_some_and(|p| p.speaking)
+            session.space.is_peer(avatar.user) && voice.peer_speaking(avatar.user)
+        };
+        let color = if speaking {
+            Color::srgba(0.35, 0.95, 0.45, 0.95)
+        } else {
+            Color::srgba(0.35, 0.75, 1.0, 0.85)
         };
         for child in children.iter() {
             if let Ok((mut sprite, mut visibility)) = rings.get_mut(child) {
-                sprite.color = if speaking {
-                    Color::srgba(0.35, 0.95, 0.45, 0.95)
-                } else {
-                    Color::srgba(0.35, 0.75, 1.0, 0.85)
-                };
+                // Write only on change: a write marks the sprite for re-extraction.
+                if sprite.color != color {
+                    sprite.color = color;
+                }
                 if local {
-                    *visibility = if speaking {
+                    visibility.set_if_neq(if speaking {
                         Visibility::Inherited
                     } else {
                         Visibility::Hidden
-                    };
+                    });
                 }
             }
         }

@@ -71,8 +71,7 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
     if let Some(e) = capture.error {
         ui.colored_label(RED, e);
     }
-    let mixer = voice.mixer_stats();
-    if let Some(e) = mixer.error {
+    if let Some(e) = voice.output_error() {
         ui.colored_label(RED, e);
     }
 }
@@ -154,12 +153,7 @@ pub(super) fn peer_controls(ui: &mut egui::Ui, session: &mut Session, user: User
     let Some(voice) = session.voice.as_mut() else {
         return;
     };
-    let speaking = voice
-        .mixer_stats()
-        .peers
-        .get(&user)
-        .is_some_and(|p| p.speaking);
-    if speaking {
+    if voice.peer_speaking(user) {
         ui.colored_label(GREEN, "speaking");
     }
     let mut volume = voice.volume(user) * 100.0;
