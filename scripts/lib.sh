@@ -44,8 +44,9 @@ ensure_rust() {
 # software Vulkan, so it also runs where there is no GPU).
 ensure_build_deps() {
     # cmake builds libopus; libasound2-dev is ALSA for cpal (audio devices);
-    # nasm gives openh264 its assembly (about 3x faster H.264).
-    ensure_packages build-essential pkg-config curl cmake nasm libasound2-dev libx11-6 \
+    # nasm gives openh264 its assembly (about 3x faster H.264); libclang-dev
+    # is for bindgen in nokhwa's V4L2 bindings (cameras).
+    ensure_packages build-essential pkg-config curl cmake nasm libclang-dev libasound2-dev libx11-6 \
         libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 libvulkan1 mesa-vulkan-drivers
     ensure_rust
 }

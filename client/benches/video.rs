@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench -p hallway-client --bench video`
 
-use hallway_client::media::video::{VideoDecoder, VideoEncoder, psnr, test_pattern};
+use hallway_client::media::video::{Stamp, VideoDecoder, VideoEncoder, psnr, test_pattern};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -14,7 +14,7 @@ fn main() {
         let (mut enc_t, mut dec_t) = (Vec::new(), Vec::new());
         let (mut bytes, mut psnr_sum, mut decoded) = (0usize, 0.0, 0u32);
         for n in 0..frames {
-            let frame = test_pattern(n, w, h);
+            let frame = test_pattern(Stamp::now(n), w, h);
             let t = Instant::now();
             let au = enc.encode(&frame).expect("encode");
             enc_t.push(t.elapsed());

@@ -29,6 +29,7 @@ fn voice(mic: MicSpec, speaker: SpeakerSpec) -> VoiceOptions {
         rtc: RtcOptions {
             loopback_only: true,
         },
+        ..VoiceOptions::default()
     }
 }
 

@@ -1,18 +1,21 @@
 //! A headless Hallway client: logs in as a guest, joins a space, walks where
-//! it is told at the desktop app's pace, and (optionally) talks and listens
-//! through the real voice pipeline with fake devices. `hallway-bot` is a thin
+//! it is told at the desktop app's pace, and (optionally) talks, listens and
+//! shows its camera through the real call pipeline with fake devices. `hallway-bot` is a thin
 //! command line over it; the voice tests drive several in one process.
 
 use crate::app::office::movement::{direction_towards, step};
 use crate::core::api::Api;
 use crate::core::net::{self, NetEvent, NetHandle};
 use crate::core::state::{Change, SpaceState};
+use crate::media::remote_video::RemoteVideo;
+use crate::media::video::{VideoFrame, read_stamp};
 use crate::voice::{Voice, VoiceOptions};
 use hallway_shared::map::MapModel;
 use hallway_shared::protocol::{ClientMessage, ServerMessage};
 use hallway_shared::{SpaceId, TilePos, UserId};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +36,8 @@ pub struct BotOptions {
     /// Time per step ([`STEP`] walks like a person; tests on a server with a
     /// raised step rate may go faster).
     pub step: Duration,
+    /// Save each peer's video here, one PNG per second.
+    pub video_out: Option<PathBuf>,
 }
 
 impl BotOptions {
@@ -44,6 +49,7 @@ impl BotOptions {
             voice: None,
             start_at: None,
             step: STEP,
+            video_out: None,
         }
     }
 }
@@ -73,6 +79,7 @@ pub struct Report {
     /// Every waypoint reached: where, when, and the output recording's frame then.
     pub arrivals: Vec<Arrival>,
     pub voice: Option<VoiceReport>,
+    pub camera: Option<CameraReport>,
     /// Every peer seen.
     pub peers: BTreeMap<i64, PeerReport>,
 }
@@ -101,6 +108,18 @@ pub struct VoiceReport {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+pub struct CameraReport {
+    pub device: Option<String>,
+    pub error: Option<String>,
+    /// What is being sent now: width, height, frames per second, bit/s.
+    pub sending: Option<(usize, usize, u32, u32)>,
+    pub frames_captured: u64,
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+    pub keyframes_sent: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct PeerReport {
     /// When the server linked and unlinked us.
     pub linked_at: Vec<f64>,
@@ -114,6 +133,19 @@ pub struct PeerReport {
     pub bytes: u64,
     /// Mean RMS this peer contributed to our left and right output.
     pub mean_level: (f32, f32),
+    /// Pictures decoded from this peer, over all links.
+    pub video_frames: u64,
+    /// Pictures per second on the latest link.
+    pub video_fps: f64,
+    pub video_size: Option<(usize, usize)>,
+    /// For each link, ms from the server's proximity list to the first
+    /// decoded picture.
+    pub first_video_ms: Vec<f64>,
+    /// Capture to decode, from the stamp drawn in the picture (meaningful
+    /// only when the peer sends the test pattern): median and 95th percentile.
+    pub pattern_latency_ms: Option<(f64, f64)>,
+    /// PNGs written to `--video-out`.
+    pub video_files: Vec<String>,
 }
 
 enum Command {
@@ -141,6 +173,7 @@ struct Shared {
     peers: Vec<UserId>,
     connected: Vec<UserId>,
     output_frame: Option<u64>,
+    videos: Vec<(UserId, RemoteVideo)>,
     error: Option<String>,
 }
 
@@ -166,8 +199,10 @@ impl Bot {
         let space_id = space.id;
         let map = Arc::new(rt.block_on(api.map(space_id))?);
         let net = net::spawn(rt.handle(), api.ws_url(), auth.token);
+        let (tap_tx, tap) = crossbeam_channel::bounded(256);
         let voice = match options.voice {
-            Some(vo) => {
+            Some(mut vo) => {
+                vo.video_tap = Some(tap_tx);
                 let sender = net.sender();
                 let out: crate::rtc::SignalOut = Arc::new(move |to, payload| {
                     sender.send(ClientMessage::Signal { to, payload });
@@ -210,6 +245,9 @@ impl Bot {
             known_peers: Vec::new(),
             audio_counted: BTreeMap::new(),
             step: options.step,
+            tap,
+            video_out: options.video_out,
+            video_seen: BTreeMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("bot {}", options.name))
@@ -281,6 +319,17 @@ impl Bot {
         self.shared.lock().ok().and_then(|s| s.output_frame)
     }
 
+    /// `peer`'s video on the current link (`None` once the link is gone).
+    pub fn video(&self, peer: UserId) -> Option<RemoteVideo> {
+        self.shared
+            .lock()
+            .ok()?
+            .videos
+            .iter()
+            .find(|(id, _)| *id == peer)
+            .map(|(_, v)| v.clone())
+    }
+
     pub fn report(&self) -> Report {
         self.shared
             .lock()
@@ -341,6 +390,24 @@ struct Runner {
     /// Peers whose first audio of the current link is already counted.
     audio_counted: BTreeMap<UserId, bool>,
     step: Duration,
+    /// Every decoded picture.
+    tap: crossbeam_channel::Receiver<(UserId, Arc<VideoFrame>, Instant)>,
+    video_out: Option<PathBuf>,
+    video_seen: BTreeMap<UserId, VideoSeen>,
+}
+
+/// What the bot saw of one peer's video.
+#[derive(Default)]
+struct VideoSeen {
+    /// The first picture is not counted yet on the current link.
+    link_pending: bool,
+    frames: u64,
+    link_first: Option<Instant>,
+    link_last: Option<Instant>,
+    link_frames: u64,
+    latencies: Vec<f64>,
+    last_saved: Option<Instant>,
+    files: Vec<String>,
 }
 
 impl Runner {
@@ -416,6 +483,7 @@ impl Runner {
             for e in events {
                 self.on_rtc(&e);
             }
+            self.take_pictures();
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 last_stats = Instant::now();
                 self.collect_voice_stats();
@@ -509,6 +577,10 @@ impl Runner {
                     for p in peers.iter().filter(|p| !self.known_peers.contains(p)) {
                         s.report.peers.entry(p.0).or_default().linked_at.push(now);
                         self.audio_counted.insert(*p, false);
+                        let seen = self.video_seen.entry(*p).or_default();
+                        seen.link_pending = true;
+                        seen.link_first = None;
+                        seen.link_frames = 0;
                     }
                     for p in self.known_peers.iter().filter(|p| !peers.contains(p)) {
                         s.report.peers.entry(p.0).or_default().unlinked_at.push(now);
@@ -549,8 +621,79 @@ impl Runner {
         }
     }
 
+    /// Counts every decoded picture, reads its stamp, and saves one PNG per
+    /// second per peer to `video_out`.
+    fn take_pictures(&mut self) {
+        while let Ok((peer, frame, at)) = self.tap.try_recv() {
+            let pending = self.video_seen.get(&peer).is_none_or(|v| v.link_pending);
+            let since = if pending {
+                self.since_linked(peer)
+            } else {
+                None
+            };
+            let seen = self.video_seen.entry(peer).or_default();
+            seen.frames += 1;
+            seen.link_frames += 1;
+            seen.link_first.get_or_insert(at);
+            seen.link_last = Some(at);
+            let age = f64::from(read_stamp(&frame).age_ms()) - at.elapsed().as_secs_f64() * 1000.0;
+            if seen.latencies.len() < 100_000 {
+                seen.latencies.push(age);
+            }
+            if pending {
+                seen.link_pending = false;
+                if let (Some(since), Ok(mut s)) = (since, self.shared.lock()) {
+                    let ms = at.saturating_duration_since(since).as_secs_f64() * 1000.0;
+                    s.report
+                        .peers
+                        .entry(peer.0)
+                        .or_default()
+                        .first_video_ms
+                        .push(ms);
+                }
+            }
+            let Some(dir) = &self.video_out else { continue };
+            if seen
+                .last_saved
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+            {
+                continue;
+            }
+            seen.last_saved = Some(Instant::now());
+            let name = format!(
+                "peer{}-{:06.1}s.png",
+                peer.0,
+                self.started.elapsed().as_secs_f64()
+            );
+            let path = dir.join(&name);
+            let saved = image::RgbImage::from_raw(
+                frame.width as u32,
+                frame.height as u32,
+                frame.rgb.clone(),
+            )
+            .map(|img| img.save(&path));
+            match saved {
+                Some(Ok(())) => seen.files.push(name),
+                Some(Err(e)) => tracing::warn!("saving {}: {e}", path.display()),
+                None => {}
+            }
+        }
+    }
+
+    /// When the server last linked us with `peer`.
+    fn since_linked(&self, peer: UserId) -> Option<Instant> {
+        self.voice
+            .as_ref()?
+            .peers()
+            .into_iter()
+            .find(|p| p.user_id == peer)
+            .map(|p| p.since)
+    }
+
     fn collect_voice_stats(&mut self) {
         let Some(v) = self.voice.as_ref() else { return };
+        let camera = v.camera_stats();
+        let videos = v.videos();
         let capture = v.capture_stats();
         let mixer = v.mixer_stats();
         let control = v.control();
@@ -560,6 +703,36 @@ impl Runner {
             return;
         };
         s.output_frame = recording.as_ref().map(|r| r.position());
+        s.report.camera = Some(CameraReport {
+            device: camera.device,
+            error: camera.error,
+            sending: camera.tier.map(|t| (t.width, t.height, t.fps, t.bitrate)),
+            frames_captured: camera.frames_captured,
+            frames_sent: camera.frames_sent,
+            bytes_sent: camera.bytes_sent,
+            keyframes_sent: camera.keyframes_sent,
+        });
+        for (peer, seen) in &mut self.video_seen {
+            let entry = s.report.peers.entry(peer.0).or_default();
+            entry.video_frames = seen.frames;
+            if let (Some(first), Some(last)) = (seen.link_first, seen.link_last) {
+                let span = last.duration_since(first).as_secs_f64();
+                if seen.link_frames > 1 && span > 0.0 {
+                    entry.video_fps = (seen.link_frames - 1) as f64 / span;
+                }
+            }
+            if !seen.latencies.is_empty() {
+                seen.latencies.sort_by(f64::total_cmp);
+                let at = |p: f64| seen.latencies[((seen.latencies.len() - 1) as f64 * p) as usize];
+                entry.pattern_latency_ms = Some((at(0.5), at(0.95)));
+            }
+            entry.video_files.clone_from(&seen.files);
+        }
+        for (peer, v) in &videos {
+            s.report.peers.entry(peer.0).or_default().video_size =
+                Some((v.frame.width, v.frame.height));
+        }
+        s.videos = videos;
         let unix_us = |t: SystemTime| {
             t.duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as u64)

@@ -25,6 +25,12 @@ fn main() -> AppExit {
         eprintln!("--audio-out: {e}");
         return AppExit::from_code(2);
     }
+    if let Some(camera) = &args.fake_camera
+        && let Err(e) = hallway_client::media::camera::CameraSpec::parse_fake(camera)
+    {
+        eprintln!("--fake-camera: {e}");
+        return AppExit::from_code(2);
+    }
     App::new()
         .insert_resource(ClearColor(Color::srgb(0.16, 0.15, 0.19)))
         .insert_resource(args)

@@ -4,24 +4,29 @@
 //! trickle; a peer that leaves the list is closed and freed; a connection that
 //! fails is started over with a new session number (the offerer re-offers;
 //! the answerer asks it to with `restart`). All connections share one local
-//! Opus track, so the microphone is encoded once whoever listens; each
-//! remote track's packets go straight to the mixer.
+//! Opus track and one H.264 track, so the microphone and the camera are
+//! encoded once whoever listens; each remote audio track's packets go
+//! straight to the mixer, each video track's access units to the decoder.
 //!
 //! It runs as one task on the network runtime and owns every connection;
 //! webrtc-rs callbacks only post events back to it.
 
+use crate::media::camera::CameraControl;
 use crate::media::capture::EncodedFrame;
 use crate::media::mixer::{MixerCommand, MixerSender};
+use crate::media::remote_video::{VideoInput, VideoSender};
+use crate::media::video::EncodedVideo;
 use hallway_shared::UserId;
 use hallway_shared::protocol::{IceServer, Peer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use webrtc::api::API;
 use webrtc::api::interceptor_registry::configure_rtcp_reports;
-use webrtc::api::media_engine::{MIME_TYPE_OPUS, MediaEngine};
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
@@ -32,17 +37,32 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp::codecs::h264::H264Packet;
+use webrtc::rtp::packetizer::Depacketizer;
+use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::track::track_remote::TrackRemote;
 
 /// Dynamic payload type we offer for Opus (answers may choose another).
 const OPUS_PT: u8 = 111;
 /// The SDP format parameters of §6.4.
 const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=32000";
+/// Dynamic payload type we offer for H.264 (webrtc-rs's own for this fmtp).
+const H264_PT: u8 = 125;
+/// Constrained Baseline, non-interleaved packetization (§6.4).
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+/// A receiver asks for a keyframe at most this often.
+const PLI_GAP: Duration = Duration::from_millis(500);
+/// An access unit larger than this is garbage (a 640×480 keyframe is ~30 KB).
+const MAX_ACCESS_UNIT: usize = 2 << 20;
 /// How long an offer or answer waits for local candidates to be gathered,
 /// so that the SDP carries them; later ones trickle.
 const GATHER_WAIT: Duration = Duration::from_millis(250);
@@ -128,6 +148,15 @@ enum Input {
 /// Sends a signal payload to a user through the WebSocket session.
 pub type SignalOut = Arc<dyn Fn(UserId, serde_json::Value) + Send + Sync>;
 
+/// The video side of the peer manager: encoded pictures to send, the
+/// camera's controls (peer count, keyframe requests), and where received
+/// access units go.
+pub struct VideoLinks {
+    pub uplink: crossbeam_channel::Receiver<EncodedVideo>,
+    pub camera: Arc<CameraControl>,
+    pub downlink: VideoSender,
+}
+
 /// The handle to the peer manager task.
 pub struct PeerManager {
     tx: mpsc::UnboundedSender<Input>,
@@ -137,13 +166,15 @@ pub struct PeerManager {
 
 impl PeerManager {
     /// Starts the manager on `rt`. Encoded microphone frames from `uplink` go
-    /// to every connected peer; remote audio goes to `mixer`.
+    /// to every connected peer; remote audio goes to `mixer`; video both
+    /// ways through `video`.
     pub fn start(
         rt: &tokio::runtime::Handle,
         options: RtcOptions,
         signal_out: SignalOut,
         uplink: crossbeam_channel::Receiver<EncodedFrame>,
         mixer: MixerSender,
+        video: VideoLinks,
     ) -> Result<PeerManager, webrtc::Error> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ev_tx, events) = crossbeam_channel::unbounded();
@@ -155,9 +186,18 @@ impl PeerManager {
             "hallway".to_owned(),
         ));
         spawn_uplink(rt.clone(), uplink, track.clone());
+        let video_track = Arc::new(TrackLocalStaticSample::new(
+            h264_capability(),
+            "video".to_owned(),
+            "hallway".to_owned(),
+        ));
+        spawn_video_uplink(rt.clone(), video.uplink, video_track.clone());
         let manager = Manager {
             api,
             track,
+            video_track,
+            camera: video.camera,
+            video_out: video.downlink,
             ice_servers: Vec::new(),
             links: HashMap::new(),
             wanted: HashMap::new(),
@@ -213,6 +253,20 @@ fn opus_capability() -> RTCRtpCodecCapability {
     }
 }
 
+fn h264_capability() -> RTCRtpCodecCapability {
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![feedback("nack", "pli"), feedback("ccm", "fir")],
+    }
+}
+
 fn build_api(options: &RtcOptions) -> Result<API, webrtc::Error> {
     let mut media = MediaEngine::default();
     media.register_codec(
@@ -222,6 +276,14 @@ fn build_api(options: &RtcOptions) -> Result<API, webrtc::Error> {
             ..Default::default()
         },
         RTPCodecType::Audio,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            capability: h264_capability(),
+            payload_type: H264_PT,
+            ..Default::default()
+        },
+        RTPCodecType::Video,
     )?;
     let registry = configure_rtcp_reports(Registry::new());
     let mut settings = SettingEngine::default();
@@ -291,6 +353,99 @@ fn spawn_uplink(
         });
 }
 
+/// Moves encoded pictures from the camera thread onto the shared video
+/// track; it packetizes them (FU-A / STAP-A, RFC 6184) for every peer.
+fn spawn_video_uplink(
+    rt: tokio::runtime::Handle,
+    uplink: crossbeam_channel::Receiver<EncodedVideo>,
+    track: Arc<TrackLocalStaticSample>,
+) {
+    let _ = std::thread::Builder::new()
+        .name("hallway-video-out".into())
+        .spawn(move || {
+            while let Ok(au) = uplink.recv() {
+                let sample = webrtc::media::Sample {
+                    data: bytes::Bytes::from(au.data),
+                    duration: au.duration,
+                    ..Default::default()
+                };
+                // Errors name connections that are closing; the rest still got it.
+                let _ = rt.block_on(track.write_sample(&sample));
+            }
+        });
+}
+
+/// Reads one peer's video track: rebuilds access units from the RTP packets
+/// (a unit ends at the marker bit), drops units with a lost packet, hands
+/// the rest to the decoder and sends a PLI when it wants a keyframe.
+async fn read_video(
+    track: Arc<TrackRemote>,
+    pc: Weak<RTCPeerConnection>,
+    peer: UserId,
+    session: u64,
+    out: VideoSender,
+) {
+    // Ask at once: the keyframe sent on connecting may have come before
+    // this track was ready.
+    let keyframe_wanted = Arc::new(AtomicBool::new(true));
+    let mut last_pli: Option<Instant> = None;
+    let mut depacketizer = H264Packet::default();
+    let mut unit: Vec<u8> = Vec::new();
+    let mut damaged = false;
+    let mut last: Option<(u16, u32)> = None;
+    while let Ok((packet, _)) = track.read_rtp().await {
+        let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
+        if let Some((last_seq, last_ts)) = last {
+            if seq != last_seq.wrapping_add(1) {
+                // A lost (or reordered) packet: this unit is incomplete.
+                damaged = true;
+                depacketizer = H264Packet::default();
+            }
+            if ts != last_ts && !unit.is_empty() {
+                // The previous unit's marker packet never came.
+                damaged = true;
+                unit.clear();
+            }
+        }
+        last = Some((seq, ts));
+        match depacketizer.depacketize(&packet.payload) {
+            Ok(nal) => unit.extend_from_slice(&nal),
+            Err(_) => damaged = true,
+        }
+        if unit.len() > MAX_ACCESS_UNIT {
+            damaged = true;
+            unit.clear();
+        }
+        if packet.header.marker {
+            if damaged {
+                keyframe_wanted.store(true, Ordering::Relaxed);
+            } else if !unit.is_empty() {
+                out.send(VideoInput::Unit {
+                    peer,
+                    session,
+                    data: std::mem::take(&mut unit),
+                    keyframe_wanted: keyframe_wanted.clone(),
+                });
+            }
+            unit.clear();
+            damaged = false;
+        }
+        if keyframe_wanted.load(Ordering::Relaxed)
+            && last_pli.is_none_or(|t| t.elapsed() >= PLI_GAP)
+        {
+            let Some(pc) = pc.upgrade() else { break };
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: track.ssrc(),
+            };
+            if pc.write_rtcp(&[Box::new(pli)]).await.is_ok() {
+                keyframe_wanted.store(false, Ordering::Relaxed);
+                last_pli = Some(Instant::now());
+            }
+        }
+    }
+}
+
 struct Link {
     session: u64,
     offerer: bool,
@@ -306,6 +461,9 @@ struct Link {
 struct Manager {
     api: Arc<API>,
     track: Arc<TrackLocalStaticRTP>,
+    video_track: Arc<TrackLocalStaticSample>,
+    camera: Arc<CameraControl>,
+    video_out: VideoSender,
     ice_servers: Vec<IceServer>,
     links: HashMap<UserId, Link>,
     /// The server's list: who we should be connected to, and who offers.
@@ -335,6 +493,12 @@ impl Manager {
     }
 
     fn publish(&self) {
+        let connected = self
+            .links
+            .values()
+            .filter(|l| l.info.state == RTCPeerConnectionState::Connected.to_string())
+            .count();
+        self.camera.peers.store(connected, Ordering::Relaxed);
         if let Ok(mut shared) = self.shared.lock() {
             shared.clear();
             for (id, link) in &self.links {
@@ -445,15 +609,19 @@ impl Manager {
             Box::pin(async {})
         }));
         let mixer = self.mixer.clone();
+        let video_out = self.video_out.clone();
+        let weak_pc = Arc::downgrade(&pc);
         pc.on_track(Box::new(move |track, _receiver, _transceiver| {
             let mixer = mixer.clone();
+            let video_out = video_out.clone();
+            let weak_pc = weak_pc.clone();
             Box::pin(async move {
-                if !track
-                    .codec()
-                    .capability
-                    .mime_type
-                    .eq_ignore_ascii_case(MIME_TYPE_OPUS)
-                {
+                let mime = track.codec().capability.mime_type;
+                if mime.eq_ignore_ascii_case(MIME_TYPE_H264) {
+                    tokio::spawn(read_video(track, weak_pc, peer, session, video_out));
+                    return;
+                }
+                if !mime.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
                     return;
                 }
                 tokio::spawn(async move {
@@ -484,6 +652,28 @@ impl Manager {
                 });
             }
             Err(e) => tracing::warn!("adding the microphone track: {e}"),
+        }
+        // Video from the start, camera on or off: switching it needs no
+        // renegotiation (no pictures are simply no packets).
+        let video: Arc<dyn TrackLocal + Send + Sync> = self.video_track.clone();
+        match pc.add_track(video).await {
+            Ok(sender) => {
+                // Reading RTCP also tells us when a peer wants a keyframe.
+                let camera = self.camera.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1500];
+                    while let Ok((packets, _)) = sender.read(&mut buf).await {
+                        let wants_keyframe = packets.iter().any(|p| {
+                            p.as_any().is::<PictureLossIndication>()
+                                || p.as_any().is::<FullIntraRequest>()
+                        });
+                        if wants_keyframe {
+                            camera.keyframe.store(true, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("adding the camera track: {e}"),
         }
         let (linked_at, attempts) = self
             .wanted
@@ -664,6 +854,8 @@ impl Manager {
         match state {
             RTCPeerConnectionState::Connected => {
                 link.info.connected_at.get_or_insert_with(Instant::now);
+                // The new peer's decoder starts from a keyframe.
+                self.camera.keyframe.store(true, Ordering::Relaxed);
                 if let Some(w) = self.wanted.get_mut(&peer) {
                     w.2 = 0;
                 }
@@ -701,6 +893,7 @@ impl Manager {
             );
         }
         self.mixer.send(MixerCommand::Remove(peer));
+        self.video_out.send(VideoInput::Remove(peer));
     }
 
     async fn check_retries(&mut self) {
@@ -741,6 +934,7 @@ impl Manager {
             }
             let _ = link.pc.close().await;
             self.mixer.send(MixerCommand::Remove(peer));
+            self.video_out.send(VideoInput::Remove(peer));
             let _ = self.events.send(RtcEvent::Closed(peer));
         }
     }

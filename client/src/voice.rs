@@ -1,15 +1,19 @@
-//! Proximity voice, Bevy-free: the capture thread, the mixer and the peer
-//! manager wired together and driven by the session. Feed it every server
+//! The proximity call, Bevy-free: voice (the capture thread, the mixer) and
+//! video (the camera thread, the decoders) wired to the peer manager and
+//! driven by the session. Feed it every server
 //! message (after applying it to the [`SpaceState`]); it opens and closes
 //! peer connections from `proximity`, relays `signal`s, and keeps each
 //! peer's gain and pan in step with where people stand, using the rules in
 //! `hallway_shared::volume`.
 
 use crate::core::state::SpaceState;
+use crate::media::camera::{Camera, CameraSpec, CameraStats};
 use crate::media::capture::{Capture, CaptureControl, CaptureStats, EncodedFrame};
 use crate::media::device::{MicSpec, SpeakerSpec};
 use crate::media::mixer::{Mixer, MixerCommand, MixerStats};
-use crate::rtc::{LinkInfo, PeerManager, RtcOptions, SignalOut};
+use crate::media::remote_video::{FrameTap, RemoteVideo, RemoteVideos};
+use crate::media::video::VideoFrame;
+use crate::rtc::{LinkInfo, PeerManager, RtcOptions, SignalOut, VideoLinks};
 use hallway_shared::map::MapModel;
 use hallway_shared::protocol::ServerMessage;
 use hallway_shared::proximity::Spot;
@@ -26,6 +30,11 @@ pub struct VoiceOptions {
     pub speaker: SpeakerSpec,
     pub noise_suppression: bool,
     pub rtc: RtcOptions,
+    pub camera: CameraSpec,
+    /// The camera switch at start (off until the user turns it on).
+    pub camera_on: bool,
+    /// Every decoded picture also goes here (tests, benchmarks).
+    pub video_tap: Option<FrameTap>,
 }
 
 impl Default for VoiceOptions {
@@ -35,6 +44,9 @@ impl Default for VoiceOptions {
             speaker: SpeakerSpec::Default,
             noise_suppression: true,
             rtc: RtcOptions::default(),
+            camera: CameraSpec::Default,
+            camera_on: false,
+            video_tap: None,
         }
     }
 }
@@ -52,6 +64,8 @@ pub struct VoicePeer {
 pub struct Voice {
     capture: Capture,
     mixer: Mixer,
+    camera: Camera,
+    videos: RemoteVideos,
     rtc: PeerManager,
     since: HashMap<UserId, Instant>,
     volumes: HashMap<UserId, f32>,
@@ -69,10 +83,27 @@ impl Voice {
         let (uplink_tx, uplink_rx) = crossbeam_channel::bounded::<EncodedFrame>(64);
         let capture = Capture::start(options.mic, options.noise_suppression, uplink_tx);
         let mixer = Mixer::start(options.speaker);
-        let rtc = PeerManager::start(rt, options.rtc, signal_out, uplink_rx, mixer.sender())?;
+        let (video_tx, video_rx) = crossbeam_channel::bounded(8);
+        let camera = Camera::start(options.camera, options.camera_on, video_tx);
+        let videos = RemoteVideos::start(options.video_tap);
+        let video = VideoLinks {
+            uplink: video_rx,
+            camera: camera.control.clone(),
+            downlink: videos.sender(),
+        };
+        let rtc = PeerManager::start(
+            rt,
+            options.rtc,
+            signal_out,
+            uplink_rx,
+            mixer.sender(),
+            video,
+        )?;
         Ok(Voice {
             capture,
             mixer,
+            camera,
+            videos,
             rtc,
             since: HashMap::new(),
             volumes: HashMap::new(),
@@ -221,6 +252,38 @@ impl Voice {
     /// Why nothing can be heard, if so (no speaker, a failed device).
     pub fn output_error(&self) -> Option<String> {
         self.mixer.error()
+    }
+
+    pub fn set_camera_on(&self, on: bool) {
+        self.camera.set_on(on);
+    }
+
+    pub fn camera_on(&self) -> bool {
+        self.camera.control.on.load(Ordering::Relaxed)
+    }
+
+    pub fn set_camera(&self, camera: CameraSpec) {
+        self.camera.set_camera(camera);
+    }
+
+    pub fn camera_stats(&self) -> CameraStats {
+        self.camera.stats()
+    }
+
+    /// My own picture as the peers see it, with a sequence number that
+    /// changes with each new one.
+    pub fn preview(&self) -> Option<(u64, Arc<VideoFrame>)> {
+        self.camera.control.preview()
+    }
+
+    /// `peer`'s video on the current link, if they sent any.
+    pub fn video(&self, peer: UserId) -> Option<RemoteVideo> {
+        self.videos.get(peer)
+    }
+
+    /// Every peer with video on the current link.
+    pub fn videos(&self) -> Vec<(UserId, RemoteVideo)> {
+        self.videos.all()
     }
 
     pub fn recording(&self) -> Option<&crate::media::device::RecordingClock> {

@@ -266,6 +266,7 @@ fn no_microphone_or_speaker_is_not_a_crash() {
             rtc: RtcOptions {
                 loopback_only: true,
             },
+            ..VoiceOptions::default()
         }),
         start_at: Some(TilePos::new(22, 9)),
         ..BotOptions::new(&server.addr, "Bo")

@@ -35,6 +35,7 @@ fn two_hundred_connect_leave_cycles_do_not_leak() {
                 rtc: RtcOptions {
                     loopback_only: true,
                 },
+                ..VoiceOptions::default()
             }),
             start_at: Some(TilePos::new(27, 9)),
             ..BotOptions::new(&server.addr, "Bo")

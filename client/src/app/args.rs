@@ -32,4 +32,8 @@ pub struct Args {
     /// written in real time) or none.
     #[arg(long)]
     pub audio_out: Option<String>,
+    /// A fake camera instead of the real one: pattern (a moving test pattern
+    /// with its frame number and capture time drawn in). Turns the camera on.
+    #[arg(long)]
+    pub fake_camera: Option<String>,
 }

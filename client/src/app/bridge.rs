@@ -8,6 +8,7 @@ use crate::core::host::HostedServer;
 use crate::core::net::{self, NetEvent, NetHandle};
 use crate::core::settings::Settings;
 use crate::core::state::{Change, ChatState, SpaceState};
+use crate::media::camera::CameraSpec;
 use crate::media::{MicSpec, SpeakerSpec};
 use crate::voice::{Voice, VoiceOptions};
 use bevy::prelude::*;
@@ -97,6 +98,7 @@ pub struct Session {
     /// Devices from the command line (fakes), which override the settings.
     pub fake_mic: Option<MicSpec>,
     pub fake_speaker: Option<SpeakerSpec>,
+    pub fake_camera: Option<CameraSpec>,
     pub voice_error: Option<String>,
 }
 
@@ -157,6 +159,16 @@ impl Session {
             }),
             noise_suppression: audio.noise_suppression,
             rtc: Default::default(),
+            camera: self.fake_camera.clone().unwrap_or_else(|| {
+                self.settings
+                    .video
+                    .camera
+                    .clone()
+                    .map_or(CameraSpec::Default, CameraSpec::Named)
+            }),
+            // A fake camera is asked for to be seen.
+            camera_on: self.settings.video.camera_on || self.fake_camera.is_some(),
+            video_tap: None,
         }
     }
 
@@ -204,6 +216,10 @@ pub(super) fn plugin(app: &mut App) {
             .audio_out
             .as_deref()
             .and_then(|s| SpeakerSpec::parse(s).ok()),
+        fake_camera: args
+            .fake_camera
+            .as_deref()
+            .and_then(|s| CameraSpec::parse_fake(s).ok()),
         ..default()
     });
     app.init_resource::<Hosted>();

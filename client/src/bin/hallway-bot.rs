@@ -1,12 +1,14 @@
 //! `hallway-bot`: a headless Hallway client for demos, tests and load. Joins a
 //! space as a guest, walks a path at normal speed, stays, then prints a JSON
-//! report (and writes it to `--report`). With `--fake-mic` and/or
-//! `--audio-out` it talks and listens through the real voice pipeline.
+//! report (and writes it to `--report`). With `--fake-mic`, `--audio-out`,
+//! `--fake-camera` or `--video-out` it talks, listens, sends and receives
+//! video through the real call pipeline.
 
 use anyhow::Context;
 use clap::Parser;
 use hallway_client::app::office::movement::parse_route;
 use hallway_client::bot::{Bot, BotOptions};
+use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
@@ -39,6 +41,14 @@ struct Args {
     /// default (the speaker). Turns voice on.
     #[arg(long)]
     audio_out: Option<String>,
+    /// A fake camera: pattern (a moving test pattern with its frame number
+    /// and capture time drawn in). Turns the call on.
+    #[arg(long)]
+    fake_camera: Option<String>,
+    /// Save each peer's video in this folder, one PNG per second. Turns the
+    /// call on.
+    #[arg(long)]
+    video_out: Option<PathBuf>,
     /// Run RNNoise on the microphone (off by default: it removes test tones).
     #[arg(long)]
     noise_suppression: bool,
@@ -54,7 +64,18 @@ fn main() -> anyhow::Result<()> {
     hallway_client::init_logging("warn");
     let args = Args::parse();
     let route = parse_route(&args.path).map_err(anyhow::Error::msg)?;
-    let voice = if args.fake_mic.is_some() || args.audio_out.is_some() {
+    let camera = match &args.fake_camera {
+        Some(s) => Some(CameraSpec::parse_fake(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    if let Some(dir) = &args.video_out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let call = args.fake_mic.is_some()
+        || args.audio_out.is_some()
+        || camera.is_some()
+        || args.video_out.is_some();
+    let voice = if call {
         let mic = match &args.fake_mic {
             Some(s) => MicSpec::parse_fake(s).map_err(anyhow::Error::msg)?,
             None => MicSpec::None,
@@ -70,6 +91,9 @@ fn main() -> anyhow::Result<()> {
             rtc: RtcOptions {
                 loopback_only: args.loopback_only,
             },
+            camera_on: camera.is_some(),
+            camera: camera.unwrap_or(CameraSpec::None),
+            ..VoiceOptions::default()
         })
     } else {
         None
@@ -77,6 +101,7 @@ fn main() -> anyhow::Result<()> {
     let bot = Bot::start(BotOptions {
         space: args.space.clone(),
         voice,
+        video_out: args.video_out.clone(),
         ..BotOptions::new(&args.server, &args.name)
     })
     .context("starting the bot")?;

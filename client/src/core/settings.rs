@@ -21,6 +21,18 @@ pub struct Settings {
     pub last_space: Option<SpaceId>,
     #[serde(default)]
     pub audio: AudioSettings,
+    #[serde(default)]
+    pub video: VideoSettings,
+}
+
+/// Camera preferences.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VideoSettings {
+    /// Off until the user turns it on; then remembered.
+    pub camera_on: bool,
+    /// The camera by name; `None` is the first one found.
+    pub camera: Option<String>,
 }
 
 /// Voice preferences.
@@ -144,6 +156,10 @@ mod tests {
                 volumes: [(7, 1.5)].into_iter().collect(),
                 ..AudioSettings::default()
             },
+            video: VideoSettings {
+                camera_on: true,
+                camera: Some("HD Webcam (0)".into()),
+            },
         };
         s.save_to(&path).unwrap();
         let back = Settings::load_from(&path);
@@ -155,6 +171,7 @@ mod tests {
         let old = Settings::load_from(&path);
         assert_eq!(old.display_name.as_deref(), Some("Bo"));
         assert!(old.audio.noise_suppression && !old.audio.muted);
+        assert!(!old.video.camera_on, "the camera starts off");
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(
             Settings::load_from(&path),

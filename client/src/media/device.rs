@@ -169,7 +169,7 @@ pub fn open_sink(spec: &SpeakerSpec) -> Result<Box<dyn Sink>, MediaError> {
 
 /// Sleeps until `deadline`. Linux wakes sleepers within ~0.1 ms, plenty for
 /// 20 ms frames; spinning for the last bit cost ~7% of a core per pacer.
-fn sleep_until(deadline: Instant) {
+pub(crate) fn sleep_until(deadline: Instant) {
     let now = Instant::now();
     if deadline > now {
         std::thread::sleep(deadline - now);

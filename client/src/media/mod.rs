@@ -1,14 +1,18 @@
-//! Voice media, Bevy-free: capture from a microphone (or a fake one), noise
+//! Call media, Bevy-free. Voice: capture from a microphone (or a fake one), noise
 //! suppression and voice activity, Opus encode; per-peer jitter buffers, Opus
 //! decode with FEC and concealment, and a spatial mixer that plays to a speaker
 //! (or a WAV file). Each direction runs on its own thread; the audio device
-//! callbacks only touch lock-free rings.
+//! callbacks only touch lock-free rings. Video: the camera (or a test
+//! pattern) through H.264 out ([`camera`]), and each peer's pictures decoded
+//! in ([`remote_video`]).
 
+pub mod camera;
 pub mod capture;
 pub mod codec;
 pub mod device;
 pub mod jitter;
 pub mod mixer;
+pub mod remote_video;
 pub mod resample;
 pub mod video;
 

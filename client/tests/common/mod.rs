@@ -63,6 +63,7 @@ pub fn voice_bot(server: &Server, name: &str, tone: f32, at: TilePos, out: Optio
             rtc: RtcOptions {
                 loopback_only: true,
             },
+            ..VoiceOptions::default()
         }),
         start_at: Some(at),
         ..BotOptions::new(&server.addr, name)
