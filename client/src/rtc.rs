@@ -354,7 +354,9 @@ fn spawn_uplink(
 }
 
 /// Moves encoded pictures from the camera thread onto the shared video
-/// track; it packetizes them (FU-A / STAP-A, RFC 6184) for every peer.
+/// track; it packetizes them (FU-A / STAP-A, RFC 6184) for every peer. An
+/// empty one (skipped by the rate control) sends nothing but advances the
+/// RTP timestamp, which keeps the clock in step with capture.
 fn spawn_video_uplink(
     rt: tokio::runtime::Handle,
     uplink: crossbeam_channel::Receiver<EncodedVideo>,

@@ -205,3 +205,108 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
     drop(bo);
     rt.block_on(server.stop()).unwrap();
 }
+
+/// Pixels in the rectangle centred at (cx, cy) close to each of the test
+/// pattern's cyan, magenta and yellow bars (colours the map does not use).
+fn pattern_pixels(img: &RgbImage, cx: f32, cy: f32, hw: u32, hh: u32) -> [usize; 3] {
+    [[0, 192, 192], [192, 0, 192], [192, 192, 0]].map(|c| {
+        let (x0, y0) = (
+            (cx as u32).saturating_sub(hw),
+            (cy as u32).saturating_sub(hh),
+        );
+        let mut n = 0;
+        for y in y0..(y0 + 2 * hh).min(img.height()) {
+            for x in x0..(x0 + 2 * hw).min(img.width()) {
+                n += usize::from(close(img.get_pixel(x, y).0, c, 24));
+            }
+        }
+        n
+    })
+}
+
+#[test]
+fn video_shows_in_a_bubble_over_the_peer_and_in_the_strip() {
+    use hallway_client::bot::{Bot, BotOptions};
+    use hallway_client::media::camera::CameraSpec;
+    use hallway_client::media::{MicSpec, SpeakerSpec};
+    use hallway_client::voice::VoiceOptions;
+    if std::env::var_os("DISPLAY").is_none() {
+        eprintln!("skipped: no DISPLAY (scripts/test runs this under Xvfb)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = rt
+        .block_on(RunningServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Config::new(data.path()),
+        ))
+        .unwrap();
+    let addr = server.addr.to_string();
+    // Bo, with the fake camera, two tiles right of where the app will stand.
+    let bo = Bot::start(BotOptions {
+        voice: Some(VoiceOptions {
+            mic: MicSpec::None,
+            speaker: SpeakerSpec::None,
+            camera: CameraSpec::Pattern,
+            camera_on: true,
+            ..VoiceOptions::default()
+        }),
+        start_at: Some(hallway_shared::TilePos::new(14, 9)),
+        space: Some("Office".into()),
+        ..BotOptions::new(&addr, "Bo")
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("office-video.png");
+    let status = Command::new(env!("CARGO_BIN_EXE_hallway"))
+        .args([
+            "--server",
+            &addr,
+            "--guest",
+            "Ann",
+            "--space",
+            "Office",
+            "--walk",
+            "12,9",
+            "--fake-camera",
+            "pattern",
+            "--audio-out",
+            "none",
+        ])
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("HALLWAY_CONFIG_DIR", dir.path().join("config"))
+        .env("HALLWAY_DATA_DIR", dir.path().join("data"))
+        .env_remove("HALLWAY_SERVER")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "hallway --screenshot exited with {status}"
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    let (cx, cy) = (W as f32 / 2.0, H as f32 / 2.0);
+    // Bo's bubble: centred 62 units above his avatar, 64×48 units.
+    let bubble = pattern_pixels(&img, cx + 64.0 * PX, cy - 62.0 * PX, 48, 34);
+    assert!(
+        bubble.iter().all(|n| *n > 150),
+        "Bo's bubble shows his video: {bubble:?}"
+    );
+    // No bubble over my own avatar (my picture is in the strip).
+    let mine = pattern_pixels(&img, cx, cy - 62.0 * PX, 48, 34);
+    assert!(mine.iter().all(|n| *n < 20), "a bubble over me: {mine:?}");
+    // The strip: two tiles (me, Bo) centred over the map, below the status bar.
+    let strip = pattern_pixels(&img, cx - 160.0, 100.0, 200, 60);
+    assert!(
+        strip.iter().all(|n| *n > 600),
+        "the strip shows two pictures: {strip:?}"
+    );
+    let report = bo.stop();
+    assert!(
+        report.peers.values().any(|p| p.video_frames > 10),
+        "Bo saw the app's camera too: {:?}",
+        report.peers
+    );
+    rt.block_on(server.stop()).unwrap();
+}

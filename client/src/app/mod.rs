@@ -7,6 +7,7 @@ pub mod office;
 pub mod screens;
 pub mod screenshot;
 pub mod ui;
+pub mod video;
 
 use bevy::prelude::*;
 
@@ -40,5 +41,6 @@ pub fn plugin(app: &mut App) {
         office::plugin,
         ui::plugin,
         screenshot::plugin,
+        video::plugin,
     ));
 }

@@ -52,6 +52,7 @@ fn take_screenshot(
     avatars: Query<(), With<Avatar>>,
     player: Query<&Glide, With<LocalAvatar>>,
     route: Res<Route>,
+    videos: Res<super::video::VideoTextures>,
     mut exit: MessageWriter<AppExit>,
 ) {
     if plan.requested {
@@ -65,11 +66,21 @@ fn take_screenshot(
     let members = session.space.members.len();
     // Not while a scripted walk is still going.
     let settled = route.0.is_empty() && player.single().is_ok_and(|g| !g.is_moving());
+    // With the camera on, my picture is shown; peers connected a moment
+    // ago have had time to send theirs.
+    let video_settled = session.voice.as_ref().is_none_or(|v| {
+        (!v.camera_on() || videos.feeds.contains_key(&super::video::Feed::Me))
+            && v.links().values().all(|l| {
+                l.connected_at
+                    .is_none_or(|t| t.elapsed().as_secs_f64() > 1.5)
+            })
+    });
     let ready = *screen.get() == Screen::Office
         && !map.is_empty()
         && members > 0
         && avatars.iter().count() == members
-        && settled;
+        && settled
+        && video_settled;
     plan.ready_frames = if ready { plan.ready_frames + 1 } else { 0 };
     if plan.ready_frames < SETTLE_FRAMES {
         return;

@@ -270,7 +270,10 @@ fn run(
             None => {}
         }
         if !on {
-            if source.take().is_some() || encoder.take().is_some() {
+            // Both go: a camera switched on again starts with a keyframe.
+            let had_source = source.take().is_some();
+            let had_encoder = encoder.take().is_some();
+            if had_source || had_encoder {
                 control.with_state(|st| {
                     st.device = None;
                     st.preview = None;
@@ -350,7 +353,10 @@ fn run(
             }
         }
         match enc.encode(&frame) {
-            Ok(au) if au.data.is_empty() => {}
+            // A picture the rate control skipped still moves the RTP clock.
+            Ok(au) if au.data.is_empty() => {
+                let _ = out.try_send(au);
+            }
             Ok(au) => {
                 let bytes = au.data.len() as u64;
                 let key = au.keyframe;

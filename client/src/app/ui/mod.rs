@@ -105,6 +105,7 @@ fn draw_office_ui(
     time: Res<Time>,
     mut route: ResMut<Route>,
     mut next: ResMut<NextState<Screen>>,
+    mut videos: ResMut<super::video::VideoTextures>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
     let now = time.elapsed_secs_f64();
@@ -190,13 +191,14 @@ fn draw_office_ui(
         });
 
     voice::settings_window(&ctx, session, &mut panel.voice);
+    let strip = super::video::draw_strip(&ctx, session, &mut videos, -PANEL_WIDTH / 2.0);
 
     if let Some((text, until)) = panel.toast.clone() {
         if now < until {
             egui::Area::new("zone-toast".into())
                 .anchor(
                     egui::Align2::CENTER_TOP,
-                    egui::vec2(-PANEL_WIDTH / 2.0, 48.0),
+                    egui::vec2(-PANEL_WIDTH / 2.0, 48.0 + strip),
                 )
                 .show(&ctx, |ui| {
                     egui::Frame::popup(ui.style()).show(ui, |ui| ui.heading(text));

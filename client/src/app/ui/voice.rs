@@ -1,9 +1,11 @@
-//! Voice controls: mic, deafen and push-to-talk in the status bar, the audio
-//! settings window (devices, noise suppression, push-to-talk), per-person
-//! volume on the roster, and the hold-to-talk key.
+//! Call controls: camera, mic, deafen and push-to-talk in the status bar, the
+//! devices window (microphone, speaker, camera, noise suppression,
+//! push-to-talk), per-person volume on the roster, and the keys (hold V to
+//! talk, M to mute, C for the camera).
 
 use super::UiFocus;
 use crate::app::bridge::Session;
+use crate::media::camera::{self, CameraSpec};
 use crate::media::{MicSpec, SpeakerSpec, device};
 use bevy::prelude::*;
 use bevy_egui::egui;
@@ -17,6 +19,7 @@ pub(super) struct VoicePanel {
     pub settings_open: bool,
     inputs: Vec<String>,
     outputs: Vec<String>,
+    cameras: Vec<String>,
 }
 
 const RED: egui::Color32 = egui::Color32::from_rgb(224, 77, 71);
@@ -24,10 +27,11 @@ const GREEN: egui::Color32 = egui::Color32::from_rgb(77, 199, 102);
 
 /// Mic, deafen and settings buttons (drawn right to left in the status bar).
 pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &mut VoicePanel) {
-    if ui.button("Audio…").clicked() {
+    if ui.button("Devices…").clicked() {
         panel.settings_open = !panel.settings_open;
         panel.inputs = device::input_devices();
         panel.outputs = device::output_devices();
+        panel.cameras = camera::cameras();
     }
     let Some(voice) = session.voice.as_mut() else {
         if let Some(e) = &session.voice_error {
@@ -44,6 +48,22 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
         voice.set_deafened(!deafened);
         session.settings.audio.muted = voice.muted();
     }
+    let camera_on = voice.camera_on();
+    let camera_label = if camera_on {
+        egui::RichText::new("Camera on").color(GREEN)
+    } else {
+        egui::RichText::new("Camera off")
+    };
+    if ui
+        .button(camera_label)
+        .on_hover_text("Turn the camera on or off (C)")
+        .clicked()
+    {
+        toggle_camera(session);
+    }
+    let Some(voice) = session.voice.as_mut() else {
+        return;
+    };
     let muted = voice.muted();
     let label = if muted {
         egui::RichText::new("Mic off").color(RED)
@@ -68,18 +88,34 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
         let _ = session.settings.save();
     }
     let capture = voice.capture_stats();
-    if let Some(e) = capture.error {
-        ui.colored_label(RED, e);
-    }
-    if let Some(e) = voice.output_error() {
-        ui.colored_label(RED, e);
+    let camera = voice.camera_stats();
+    let errors = [
+        capture.error.map(|e| ("Microphone", e)),
+        camera.error.filter(|_| camera.on).map(|e| ("Camera", e)),
+        voice.output_error().map(|e| ("Speaker", e)),
+    ];
+    // Short in the bar; the whole story on hover.
+    for (device, e) in errors.into_iter().flatten() {
+        ui.colored_label(RED, format!("⚠ {device}"))
+            .on_hover_text(e);
     }
 }
 
-/// The audio settings window.
+/// Turns the camera on or off and remembers the choice.
+fn toggle_camera(session: &mut Session) {
+    let Some(voice) = session.voice.as_ref() else {
+        return;
+    };
+    let on = !voice.camera_on();
+    voice.set_camera_on(on);
+    session.settings.video.camera_on = on;
+    let _ = session.settings.save();
+}
+
+/// The devices window.
 pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel: &mut VoicePanel) {
     let mut open = panel.settings_open;
-    egui::Window::new("Audio")
+    egui::Window::new("Devices")
         .open(&mut open)
         .resizable(false)
         .collapsible(false)
@@ -104,6 +140,29 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                         .desired_width(220.0)
                         .text("input level"),
                 );
+            }
+            let mut video = session.settings.video.clone();
+            let before = video.camera.clone();
+            device_combo(ui, "Camera", &panel.cameras, &mut video.camera);
+            if panel.cameras.is_empty() {
+                ui.weak("No camera found.");
+            }
+            if session.fake_camera.is_some() {
+                ui.weak("The fake camera from the command line is in use.");
+            }
+            if video.camera != before {
+                if let Some(voice) = session.voice.as_ref()
+                    && session.fake_camera.is_none()
+                {
+                    voice.set_camera(
+                        video
+                            .camera
+                            .clone()
+                            .map_or(CameraSpec::Default, CameraSpec::Named),
+                    );
+                }
+                session.settings.video = video;
+                let _ = session.settings.save();
             }
             if changed != audio {
                 if let Some(voice) = session.voice.as_ref() {
@@ -186,6 +245,12 @@ pub(super) fn record_voice_keys(
         return;
     };
     voice.set_talk_key(!focus.keyboard && keys.pressed(TALK_KEY));
+    if !focus.keyboard && keys.just_pressed(KeyCode::KeyC) {
+        toggle_camera(session);
+    }
+    let Some(voice) = session.voice.as_mut() else {
+        return;
+    };
     if !focus.keyboard && keys.just_pressed(KeyCode::KeyM) {
         let muted = !voice.muted();
         voice.set_muted(muted);
