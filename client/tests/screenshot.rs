@@ -231,6 +231,10 @@ fn video_shows_in_a_bubble_over_the_peer_and_in_the_strip() {
     use hallway_client::media::{MicSpec, SpeakerSpec};
     use hallway_client::voice::VoiceOptions;
     if std::env::var_os("DISPLAY").is_none() {
+        assert!(
+            std::env::var_os("HALLWAY_REQUIRE_DISPLAY").is_none(),
+            "HALLWAY_REQUIRE_DISPLAY is set but there is no DISPLAY"
+        );
         eprintln!("skipped: no DISPLAY (scripts/test runs this under Xvfb)");
         return;
     }
