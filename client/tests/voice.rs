@@ -328,6 +328,15 @@ fn offers_follow_the_protocol_and_restart_brings_a_new_session() {
     assert!(sdp.contains("m=audio"));
     assert!(sdp.to_lowercase().contains("opus/48000/2"));
     assert!(sdp.contains("useinbandfec=1") && sdp.contains("usedtx=1"));
+    // Video is offered from the start, camera on or off (protocol.md 6.4).
+    let video = &sdp[sdp.find("m=video").expect("a video m-section")..];
+    assert!(sdp.find("m=audio") < sdp.find("m=video"), "audio first");
+    assert!(video.contains("a=rtpmap:125 H264/90000"));
+    assert!(video.contains(
+        "a=fmtp:125 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+    ));
+    assert!(video.contains("a=rtcp-fb:125 nack pli") && video.contains("a=rtcp-fb:125 ccm fir"));
+    assert!(video.contains("a=sendrecv"));
     assert!(first < 1 << 53, "session fits a JSON number");
     // "My side failed, start over": Ann offers again with a new session.
     raw.send(ClientMessage::Signal {
