@@ -377,6 +377,73 @@ fn spawn_video_uplink(
         });
 }
 
+/// What one RTP packet completed.
+#[derive(Debug, PartialEq)]
+enum Assembled {
+    /// The access unit goes on.
+    Pending,
+    /// A whole access unit (Annex-B).
+    Unit(Vec<u8>),
+    /// An access unit ended incomplete (a packet was lost, reordered or
+    /// unreadable) and was dropped: the decoder needs a keyframe.
+    Damaged,
+}
+
+/// Rebuilds H.264 access units from RTP packets: a unit is the packets up to
+/// the one with the marker bit, all with one timestamp. No reordering (the
+/// packets come over one loopback or LAN path; a late packet is a loss).
+#[derive(Default)]
+struct UnitAssembler {
+    depacketizer: H264Packet,
+    unit: Vec<u8>,
+    damaged: bool,
+    last: Option<(u16, u32)>,
+}
+
+impl UnitAssembler {
+    fn push(&mut self, packet: &webrtc::rtp::packet::Packet) -> Assembled {
+        let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
+        let mut lost_marker = false;
+        if let Some((last_seq, last_ts)) = self.last {
+            if seq != last_seq.wrapping_add(1) {
+                // A lost (or reordered) packet: this unit is incomplete.
+                self.damaged = true;
+                self.depacketizer = H264Packet::default();
+            }
+            if ts != last_ts && (!self.unit.is_empty() || self.damaged) {
+                // The previous unit's marker packet never came.
+                lost_marker = true;
+                self.unit.clear();
+            }
+        }
+        self.last = Some((seq, ts));
+        match self.depacketizer.depacketize(&packet.payload) {
+            Ok(nal) => self.unit.extend_from_slice(&nal),
+            Err(_) => self.damaged = true,
+        }
+        if self.unit.len() > MAX_ACCESS_UNIT {
+            self.damaged = true;
+            self.unit.clear();
+        }
+        if !packet.header.marker {
+            return if lost_marker {
+                Assembled::Damaged
+            } else {
+                Assembled::Pending
+            };
+        }
+        let unit = std::mem::take(&mut self.unit);
+        let damaged = std::mem::replace(&mut self.damaged, false) || lost_marker;
+        if damaged {
+            Assembled::Damaged
+        } else if unit.is_empty() {
+            Assembled::Pending
+        } else {
+            Assembled::Unit(unit)
+        }
+    }
+}
+
 /// Reads one peer's video track: rebuilds access units from the RTP packets
 /// (a unit ends at the marker bit), drops units with a lost packet, hands
 /// the rest to the decoder and sends a PLI when it wants a keyframe.
@@ -391,46 +458,17 @@ async fn read_video(
     // this track was ready.
     let keyframe_wanted = Arc::new(AtomicBool::new(true));
     let mut last_pli: Option<Instant> = None;
-    let mut depacketizer = H264Packet::default();
-    let mut unit: Vec<u8> = Vec::new();
-    let mut damaged = false;
-    let mut last: Option<(u16, u32)> = None;
+    let mut assembler = UnitAssembler::default();
     while let Ok((packet, _)) = track.read_rtp().await {
-        let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
-        if let Some((last_seq, last_ts)) = last {
-            if seq != last_seq.wrapping_add(1) {
-                // A lost (or reordered) packet: this unit is incomplete.
-                damaged = true;
-                depacketizer = H264Packet::default();
-            }
-            if ts != last_ts && !unit.is_empty() {
-                // The previous unit's marker packet never came.
-                damaged = true;
-                unit.clear();
-            }
-        }
-        last = Some((seq, ts));
-        match depacketizer.depacketize(&packet.payload) {
-            Ok(nal) => unit.extend_from_slice(&nal),
-            Err(_) => damaged = true,
-        }
-        if unit.len() > MAX_ACCESS_UNIT {
-            damaged = true;
-            unit.clear();
-        }
-        if packet.header.marker {
-            if damaged {
-                keyframe_wanted.store(true, Ordering::Relaxed);
-            } else if !unit.is_empty() {
-                out.send(VideoInput::Unit {
-                    peer,
-                    session,
-                    data: std::mem::take(&mut unit),
-                    keyframe_wanted: keyframe_wanted.clone(),
-                });
-            }
-            unit.clear();
-            damaged = false;
+        match assembler.push(&packet) {
+            Assembled::Pending => {}
+            Assembled::Damaged => keyframe_wanted.store(true, Ordering::Relaxed),
+            Assembled::Unit(data) => out.send(VideoInput::Unit {
+                peer,
+                session,
+                data,
+                keyframe_wanted: keyframe_wanted.clone(),
+            }),
         }
         if keyframe_wanted.load(Ordering::Relaxed)
             && last_pli.is_none_or(|t| t.elapsed() >= PLI_GAP)
@@ -952,6 +990,119 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RTP packets for one access unit, as the sending track makes them.
+    fn packets(au: &[u8], seq: &mut u16, ts: u32) -> Vec<webrtc::rtp::packet::Packet> {
+        use webrtc::rtp::codecs::h264::H264Payloader;
+        use webrtc::rtp::packetizer::Payloader;
+        let payloads = H264Payloader::default()
+            .payload(1188, &bytes::Bytes::copy_from_slice(au))
+            .unwrap();
+        let n = payloads.len();
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                *seq = seq.wrapping_add(1);
+                webrtc::rtp::packet::Packet {
+                    header: webrtc::rtp::header::Header {
+                        sequence_number: *seq,
+                        timestamp: ts,
+                        marker: i + 1 == n,
+                        ..Default::default()
+                    },
+                    payload,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn access_units_are_rebuilt_and_damaged_ones_dropped() {
+        use crate::media::video::{Stamp, VideoDecoder, VideoEncoder, read_stamp, test_pattern};
+        let mut enc = VideoEncoder::new(800_000, 30.0).unwrap();
+        let units: Vec<Vec<u8>> = (0..4u16)
+            .map(|n| {
+                let stamp = Stamp {
+                    frame: n,
+                    clock_ms: 0,
+                };
+                enc.encode(&test_pattern(stamp, 640, 480)).unwrap().data
+            })
+            .collect();
+        let mut seq = u16::MAX - 3; // wraps around on the way
+        let streams: Vec<_> = units
+            .iter()
+            .enumerate()
+            .map(|(i, au)| packets(au, &mut seq, i as u32 * 3000))
+            .collect();
+        assert!(
+            streams[0].len() > 2,
+            "a keyframe spans several packets (FU-A)"
+        );
+
+        // In order: every unit whole, and it decodes.
+        let mut asm = UnitAssembler::default();
+        let mut dec = VideoDecoder::new().unwrap();
+        let mut got = Vec::new();
+        for p in streams.iter().flatten() {
+            match asm.push(p) {
+                Assembled::Unit(au) => {
+                    got.push(dec.decode(&au).unwrap().map(|f| read_stamp(&f).frame))
+                }
+                Assembled::Pending => {}
+                Assembled::Damaged => panic!("nothing was lost"),
+            }
+        }
+        assert_eq!(got, vec![Some(0), Some(1), Some(2), Some(3)]);
+
+        // A packet lost inside the keyframe: that unit is dropped, the next
+        // ones come through (for the decoder to ask for a keyframe).
+        let mut asm = UnitAssembler::default();
+        let mut results = Vec::new();
+        for (i, p) in streams.iter().flatten().enumerate() {
+            if i == 1 {
+                continue;
+            }
+            results.push(asm.push(p));
+        }
+        let damaged = results.iter().filter(|r| **r == Assembled::Damaged).count();
+        let whole = results
+            .iter()
+            .filter(|r| matches!(r, Assembled::Unit(_)))
+            .count();
+        assert_eq!((damaged, whole), (1, 3));
+
+        // The marker packet of unit 1 lost: unit 1 is dropped when unit 2
+        // begins, and so is unit 2 (the lost packet could have been its
+        // start); unit 3 comes through.
+        let mut asm = UnitAssembler::default();
+        let mut results = Vec::new();
+        for (u, stream) in streams.iter().enumerate() {
+            for p in stream {
+                if u == 1 && p.header.marker {
+                    continue;
+                }
+                results.push(asm.push(p));
+            }
+        }
+        let delivered: Vec<&Vec<u8>> = results
+            .iter()
+            .filter_map(|r| match r {
+                Assembled::Unit(au) => Some(au),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delivered, vec![&units[0], &units[3]]);
+        assert!(results.contains(&Assembled::Damaged));
+
+        // Garbage payloads are damage, not a panic.
+        let mut asm = UnitAssembler::default();
+        let mut bad = streams[1][0].clone();
+        bad.payload = bytes::Bytes::from_static(&[0x1d, 0x00]); // FU-B
+        bad.header.marker = true;
+        assert_eq!(asm.push(&bad), Assembled::Damaged);
+    }
 
     #[test]
     fn signal_payloads_match_the_protocol() {
