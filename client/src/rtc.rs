@@ -398,6 +398,25 @@ struct UnitAssembler {
     unit: Vec<u8>,
     damaged: bool,
     last: Option<(u16, u32)>,
+    /// Payload bytes taken since the last complete unit.
+    pending: usize,
+}
+
+/// Whether a packet, if it is a STAP-A (RFC 6184 5.7.1), holds whole
+/// length-prefixed NAL units and nothing else.
+fn stap_a_is_sound(payload: &[u8]) -> bool {
+    const STAP_A: u8 = 24;
+    if payload.first().is_none_or(|b| b & 0x1f != STAP_A) {
+        return true;
+    }
+    let mut at = 1;
+    while at < payload.len() {
+        let Some(len) = payload.get(at..at + 2) else {
+            return false;
+        };
+        at += 2 + (usize::from(len[0]) << 8 | usize::from(len[1]));
+    }
+    at == payload.len()
 }
 
 impl UnitAssembler {
@@ -417,13 +436,22 @@ impl UnitAssembler {
             }
         }
         self.last = Some((seq, ts));
-        match self.depacketizer.depacketize(&packet.payload) {
-            Ok(nal) => self.unit.extend_from_slice(&nal),
-            Err(_) => self.damaged = true,
+        self.pending += packet.payload.len();
+        if !stap_a_is_sound(&packet.payload) {
+            // webrtc-rs' depacketizer would index past a truncated STAP-A.
+            self.damaged = true;
+        } else {
+            match self.depacketizer.depacketize(&packet.payload) {
+                Ok(nal) => self.unit.extend_from_slice(&nal),
+                Err(_) => self.damaged = true,
+            }
         }
-        if self.unit.len() > MAX_ACCESS_UNIT {
+        if self.pending > MAX_ACCESS_UNIT {
+            // Also bounds FU-A fragments that never end.
             self.damaged = true;
             self.unit.clear();
+            self.depacketizer = H264Packet::default();
+            self.pending = 0;
         }
         if !packet.header.marker {
             return if lost_marker {
@@ -433,6 +461,7 @@ impl UnitAssembler {
             };
         }
         let unit = std::mem::take(&mut self.unit);
+        self.pending = 0;
         let damaged = std::mem::replace(&mut self.damaged, false) || lost_marker;
         if damaged {
             Assembled::Damaged
@@ -933,7 +962,7 @@ impl Manager {
             );
         }
         self.mixer.send(MixerCommand::Remove(peer));
-        self.video_out.send(VideoInput::Remove(peer));
+        self.video_out.send(VideoInput::Remove { peer, session });
     }
 
     async fn check_retries(&mut self) {
@@ -974,7 +1003,10 @@ impl Manager {
             }
             let _ = link.pc.close().await;
             self.mixer.send(MixerCommand::Remove(peer));
-            self.video_out.send(VideoInput::Remove(peer));
+            self.video_out.send(VideoInput::Remove {
+                peer,
+                session: link.session,
+            });
             let _ = self.events.send(RtcEvent::Closed(peer));
         }
     }
@@ -1096,12 +1128,37 @@ mod tests {
         assert_eq!(delivered, vec![&units[0], &units[3]]);
         assert!(results.contains(&Assembled::Damaged));
 
-        // Garbage payloads are damage, not a panic.
+        // Garbage payloads are damage, not a panic: FU-B, a STAP-A cut in
+        // the middle of a length, a STAP-A whose NAL runs past the end.
+        for payload in [
+            &[0x1d, 0x00, 0x00][..],
+            &[0x18, 0x00, 0x00, 0x07][..],
+            &[0x18, 0x00, 0x05, 0x67, 0x42][..],
+        ] {
+            let mut asm = UnitAssembler::default();
+            let mut bad = streams[1][0].clone();
+            bad.payload = bytes::Bytes::copy_from_slice(payload);
+            bad.header.marker = true;
+            assert_eq!(asm.push(&bad), Assembled::Damaged, "{payload:?}");
+        }
+        assert!(stap_a_is_sound(&[0x78, 0x00, 0x01, 0x67, 0x00, 0x01, 0x68]));
+        // FU-A fragments that never end are bounded.
         let mut asm = UnitAssembler::default();
-        let mut bad = streams[1][0].clone();
-        bad.payload = bytes::Bytes::from_static(&[0x1d, 0x00]); // FU-B
-        bad.header.marker = true;
-        assert_eq!(asm.push(&bad), Assembled::Damaged);
+        let mut fragment = streams[0][0].clone();
+        fragment.payload = {
+            let mut v = vec![0x7c, 0x05];
+            v.resize(1200, 0xab);
+            bytes::Bytes::from(v)
+        };
+        let mut damaged = false;
+        for i in 0..(MAX_ACCESS_UNIT / 1000) as u16 {
+            fragment.header.sequence_number = i;
+            damaged |= asm.push(&fragment) == Assembled::Damaged;
+            assert!(asm.unit.len() + asm.pending <= MAX_ACCESS_UNIT + 1200);
+        }
+        fragment.header.marker = true;
+        damaged |= asm.push(&fragment) == Assembled::Damaged;
+        assert!(damaged);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub(super) fn plugin(app: &mut App) {
         Update,
         (update_video_textures, show_video_bubbles)
             .chain()
+            // Bubbles hang on avatars: after this frame's are spawned and despawned.
+            .after(super::office::avatars::sync_avatars)
             .in_set(super::AppSet::Apply)
             .run_if(in_state(Screen::Office)),
     );
@@ -210,7 +212,32 @@ pub fn draw_strip(
     textures: &mut VideoTextures,
     map_center_x: f32,
 ) -> f32 {
-    if textures.feeds.is_empty() {
+    // People connected (or connecting) to me without a picture get a tile too.
+    let links = session
+        .voice
+        .as_ref()
+        .map(|v| v.links())
+        .unwrap_or_default();
+    let without_video: Vec<(UserId, &'static str)> = session
+        .space
+        .peers
+        .iter()
+        .filter(|p| !textures.feeds.contains_key(&Feed::Peer(p.user_id)))
+        .map(|p| {
+            let connected = links
+                .get(&p.user_id)
+                .is_some_and(|l| l.connected_at.is_some() && l.state == "connected");
+            (
+                p.user_id,
+                if connected {
+                    "camera off"
+                } else {
+                    "connecting…"
+                },
+            )
+        })
+        .collect();
+    if textures.feeds.is_empty() && without_video.is_empty() {
         return 0.0;
     }
     let name = |feed: Feed| match feed {
@@ -227,26 +254,60 @@ pub fn draw_strip(
         .map(|(f, t)| (*f, t.texture))
         .collect();
     feeds.sort_by_key(|(f, _)| (*f != Feed::Me, name(*f).to_lowercase()));
+    let mut others: Vec<(String, &str)> = without_video
+        .iter()
+        .map(|(id, note)| (name(Feed::Peer(*id)), *note))
+        .collect();
+    others.sort_by_key(|(n, _)| n.to_lowercase());
+    let max_width = (ctx.viewport_rect().width() + 2.0 * map_center_x - 40.0).max(TILE.x);
     let mut clicked = None;
     let response = egui::Area::new("video-strip".into())
         .anchor(egui::Align2::CENTER_TOP, egui::vec2(map_center_x, 36.0))
         .show(ctx, |ui| {
-            ui.horizontal(|ui| {
-                for (feed, texture) in &feeds {
-                    egui::Frame::popup(ui.style())
-                        .inner_margin(3.0)
-                        .show(ui, |ui| {
-                            ui.vertical(|ui| {
-                                let image =
-                                    egui::Image::new((*texture, TILE)).sense(egui::Sense::click());
-                                if ui.add(image).on_hover_text("Click to enlarge").clicked() {
-                                    clicked = Some(*feed);
-                                }
-                                ui.small(name(*feed));
-                            });
-                        });
-                }
-            });
+            egui::ScrollArea::horizontal()
+                .max_width(max_width)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        for (feed, texture) in &feeds {
+                            egui::Frame::popup(ui.style())
+                                .inner_margin(3.0)
+                                .show(ui, |ui| {
+                                    ui.vertical(|ui| {
+                                        let image = egui::Image::new((*texture, TILE))
+                                            .sense(egui::Sense::click());
+                                        if ui.add(image).on_hover_text("Click to enlarge").clicked()
+                                        {
+                                            clicked = Some(*feed);
+                                        }
+                                        ui.small(name(*feed));
+                                    });
+                                });
+                        }
+                        for (who, note) in &others {
+                            egui::Frame::popup(ui.style())
+                                .inner_margin(3.0)
+                                .show(ui, |ui| {
+                                    ui.vertical(|ui| {
+                                        let (rect, _) =
+                                            ui.allocate_exact_size(TILE, egui::Sense::hover());
+                                        ui.painter().rect_filled(
+                                            rect,
+                                            4.0,
+                                            egui::Color32::from_gray(40),
+                                        );
+                                        ui.painter().text(
+                                            rect.center(),
+                                            egui::Align2::CENTER_CENTER,
+                                            note,
+                                            egui::FontId::proportional(13.0),
+                                            egui::Color32::from_gray(170),
+                                        );
+                                        ui.small(who);
+                                    });
+                                });
+                        }
+                    });
+                });
         });
     if let Some(feed) = clicked {
         textures.enlarged = if textures.enlarged == Some(feed) {

@@ -109,7 +109,6 @@ pub struct CameraControl {
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub keyframes_sent: AtomicU64,
-    preview_seq: AtomicU64,
     state: Mutex<CameraState>,
 }
 
@@ -118,7 +117,9 @@ struct CameraState {
     device: Option<String>,
     error: Option<String>,
     tier: Option<Tier>,
-    preview: Option<Arc<VideoFrame>>,
+    /// The latest picture and its sequence number.
+    preview: Option<(u64, Arc<VideoFrame>)>,
+    preview_seq: u64,
 }
 
 /// A snapshot of the camera for the UI and reports.
@@ -165,8 +166,7 @@ impl CameraControl {
     /// The latest picture (what the peers see) and its sequence number, which
     /// changes with every new picture; `None` while the camera is off.
     pub fn preview(&self) -> Option<(u64, Arc<VideoFrame>)> {
-        let frame = self.state.lock().ok()?.preview.clone()?;
-        Some((self.preview_seq.load(Ordering::Relaxed), frame))
+        self.state.lock().ok()?.preview.clone()
     }
 }
 
@@ -180,6 +180,8 @@ pub struct Camera {
     pub control: Arc<CameraControl>,
     commands: Sender<Command>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Disconnects when the thread ends.
+    done: Receiver<()>,
 }
 
 impl Camera {
@@ -189,15 +191,20 @@ impl Camera {
         let control = Arc::new(CameraControl::default());
         control.on.store(on, Ordering::Relaxed);
         let (commands, rx) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let c = control.clone();
         let thread = std::thread::Builder::new()
             .name("hallway-camera".into())
-            .spawn(move || run(spec, &c, &rx, &out))
+            .spawn(move || {
+                let _done = done_tx;
+                run(spec, &c, &rx, &out);
+            })
             .ok();
         Camera {
             control,
             commands,
             thread,
+            done,
         }
     }
 
@@ -217,7 +224,12 @@ impl Camera {
 impl Drop for Camera {
     fn drop(&mut self) {
         let _ = self.commands.send(Command::Stop);
-        if let Some(t) = self.thread.take() {
+        // A stalled camera can block its thread in the driver for good:
+        // wait a moment, then leave it (it ends when the driver returns).
+        if let Err(crossbeam_channel::RecvTimeoutError::Disconnected) =
+            self.done.recv_timeout(Duration::from_secs(1))
+            && let Some(t) = self.thread.take()
+        {
             let _ = t.join();
         }
     }
@@ -245,7 +257,11 @@ fn run(
     let mut source: Option<Box<dyn FrameSource>> = None;
     let mut encoder: Option<(Tier, VideoEncoder)> = None;
     let mut retry_at: Option<Instant> = None;
-    let mut last_key = Instant::now() - KEYFRAME_GAP;
+    let mut last_key: Option<Instant> = None;
+    // A picture could not be queued: the next one must not depend on it.
+    let mut lost = false;
+    // When the last picture sent was captured (its duration runs to the next).
+    let mut last_capture: Option<Instant> = None;
     loop {
         let on = control.on.load(Ordering::Relaxed) && spec != CameraSpec::None;
         let idle = !on || retry_at.is_some_and(|t| Instant::now() < t);
@@ -273,6 +289,7 @@ fn run(
             // Both go: a camera switched on again starts with a keyframe.
             let had_source = source.take().is_some();
             let had_encoder = encoder.take().is_some();
+            last_capture = None;
             if had_source || had_encoder {
                 control.with_state(|st| {
                     st.device = None;
@@ -322,12 +339,16 @@ fn run(
                 continue;
             }
         };
+        let captured = Instant::now();
         control.frames_captured.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(frame);
-        control.with_state(|st| st.preview = Some(frame.clone()));
-        control.preview_seq.fetch_add(1, Ordering::Relaxed);
+        control.with_state(|st| {
+            st.preview_seq += 1;
+            st.preview = Some((st.preview_seq, frame.clone()));
+        });
         if peers == 0 {
             encoder = None;
+            last_capture = None;
             control.with_state(|st| st.tier = None);
             continue;
         }
@@ -339,36 +360,53 @@ fn run(
                     continue;
                 }
             }
-            control.with_state(|st| st.tier = Some(tier));
+            control.with_state(|st| {
+                st.tier = Some(tier);
+                st.error = None;
+            });
         }
         let Some((_, enc)) = encoder.as_mut() else {
             continue;
         };
+        if std::mem::take(&mut lost) {
+            enc.request_keyframe();
+            last_key = Some(Instant::now());
+        }
         if control.keyframe.swap(false, Ordering::Relaxed) {
-            if last_key.elapsed() >= KEYFRAME_GAP {
+            if last_key.is_none_or(|t| t.elapsed() >= KEYFRAME_GAP) {
                 enc.request_keyframe();
-                last_key = Instant::now();
+                last_key = Some(Instant::now());
             } else {
                 control.keyframe.store(true, Ordering::Relaxed);
             }
         }
-        match enc.encode(&frame) {
-            // A picture the rate control skipped still moves the RTP clock.
-            Ok(au) if au.data.is_empty() => {
-                let _ = out.try_send(au);
+        let mut au = match enc.encode(&frame) {
+            Ok(au) => au,
+            Err(e) => {
+                tracing::warn!("encoding video: {e}");
+                continue;
             }
-            Ok(au) => {
-                let bytes = au.data.len() as u64;
-                let key = au.keyframe;
-                if out.try_send(au).is_ok() {
-                    control.frames_sent.fetch_add(1, Ordering::Relaxed);
-                    control.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-                    if key {
-                        control.keyframes_sent.fetch_add(1, Ordering::Relaxed);
-                    }
+        };
+        // The RTP clock follows capture: each picture lasts until the next
+        // one (estimated by the last interval; cameras slow down in the dark).
+        if let Some(prev) = last_capture.replace(captured) {
+            au.duration = captured
+                .duration_since(prev)
+                .clamp(Duration::from_millis(5), Duration::from_secs(1));
+        }
+        let (bytes, key) = (au.data.len() as u64, au.keyframe);
+        match out.try_send(au) {
+            // A picture the rate control skipped sends nothing but still
+            // moves the RTP clock.
+            Ok(()) if bytes == 0 => {}
+            Ok(()) => {
+                control.frames_sent.fetch_add(1, Ordering::Relaxed);
+                control.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                if key {
+                    control.keyframes_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(e) => tracing::warn!("encoding video: {e}"),
+            Err(_) => lost = bytes > 0,
         }
     }
 }
@@ -420,7 +458,8 @@ impl FrameSource for PatternSource {
 struct NativeCamera {
     camera: nokhwa::Camera,
     name: String,
-    last: Option<Instant>,
+    /// When the next picture is due at the tier's rate.
+    due: Option<Instant>,
 }
 
 impl NativeCamera {
@@ -457,7 +496,7 @@ impl NativeCamera {
                         return Ok(NativeCamera {
                             camera,
                             name: camera_name(info),
-                            last: None,
+                            due: None,
                         });
                     }
                     Err(e) => last_error = format!("camera {}: {e}", camera_name(info)),
@@ -476,16 +515,20 @@ impl FrameSource for NativeCamera {
                 .camera
                 .frame()
                 .map_err(|e| format!("{}: {e}", self.name))?;
-            // Drop pictures beyond the tier's rate (with 5 ms of slack for
-            // the camera's own jitter).
+            // Drop pictures beyond the tier's rate, on a schedule (so 30 fps
+            // from the camera gives 20 on the 20 fps tier, not 15), with
+            // 5 ms of slack for the camera's own jitter.
             let now = Instant::now();
             if self
-                .last
-                .is_some_and(|t| now + Duration::from_millis(5) < t + period)
+                .due
+                .is_some_and(|due| now + Duration::from_millis(5) < due)
             {
                 continue;
             }
-            self.last = Some(now);
+            let next = self.due.unwrap_or(now) + period;
+            // Behind (a camera slower than the tier, or a stall): start
+            // afresh rather than catch up.
+            self.due = Some(if next < now { now + period } else { next });
             let res = buffer.resolution();
             let (w, h) = (res.width() as usize, res.height() as usize);
             return yuyv_to_rgb(buffer.buffer(), w, h).ok_or_else(|| {

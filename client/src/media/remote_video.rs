@@ -26,9 +26,14 @@ pub enum VideoInput {
         /// Set when this decoder needs a keyframe.
         keyframe_wanted: Arc<AtomicBool>,
     },
-    /// The link ended: free the decoder and the picture.
-    Remove(UserId),
+    /// The link `session` ended: free the decoder and the picture, and
+    /// ignore units of that session still on their way.
+    Remove { peer: UserId, session: u64 },
 }
+
+/// Pictures larger than this are refused (a peer's stream, not a camera's
+/// limit: textures and memory must stay bounded).
+pub const MAX_PICTURE: (usize, usize) = (1920, 1088);
 
 /// A cloneable sender that never blocks (a full queue drops the unit, which
 /// the decoder then reports as a loss).
@@ -42,9 +47,9 @@ impl VideoSender {
             Err(TrySendError::Full(VideoInput::Unit {
                 keyframe_wanted, ..
             })) => keyframe_wanted.store(true, Ordering::Relaxed),
-            Err(TrySendError::Full(VideoInput::Remove(peer))) => {
+            Err(TrySendError::Full(remove @ VideoInput::Remove { .. })) => {
                 // Removals must not be lost; this is rare enough to block.
-                let _ = self.0.send(VideoInput::Remove(peer));
+                let _ = self.0.send(remove);
             }
         }
     }
@@ -159,6 +164,8 @@ fn decode_loop(
     tap: Option<&FrameTap>,
 ) {
     let mut decoders: HashMap<UserId, PeerDecoder> = HashMap::new();
+    // The last session removed per peer: its late units are dropped.
+    let mut removed: HashMap<UserId, u64> = HashMap::new();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let input = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -167,7 +174,8 @@ fn decode_loop(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
         let (peer, session, data, keyframe_wanted) = match input {
-            VideoInput::Remove(peer) => {
+            VideoInput::Remove { peer, session } => {
+                removed.insert(peer, session);
                 decoders.remove(&peer);
                 if let Ok(mut s) = store.lock() {
                     s.remove(&peer);
@@ -181,6 +189,9 @@ fn decode_loop(
                 keyframe_wanted,
             } => (peer, session, data, keyframe_wanted),
         };
+        if removed.get(&peer) == Some(&session) {
+            continue;
+        }
         if decoders.get(&peer).is_none_or(|d| d.session != session) {
             match VideoDecoder::new() {
                 Ok(decoder) => {
@@ -209,6 +220,17 @@ fn decode_loop(
         let now = Instant::now();
         let Ok(mut s) = store.lock() else { break };
         let picture = match result {
+            Ok(Some(frame)) if frame.width > MAX_PICTURE.0 || frame.height > MAX_PICTURE.1 => {
+                tracing::debug!(
+                    "video from {peer:?}: {}×{} is too large",
+                    frame.width,
+                    frame.height
+                );
+                if let Some(v) = s.get_mut(&peer) {
+                    v.errors += 1;
+                }
+                None
+            }
             Ok(Some(frame)) => {
                 d.shown = true;
                 Some(Arc::new(frame))
@@ -308,11 +330,21 @@ mod tests {
         assert!(videos.get(UserId(2)).is_none());
         // Garbage from a peer is counted, not fatal.
         tx.send(unit(1, 1, &vec![0, 0, 0, 1, 0x41, 0xff, 0x00, 0x12]));
-        tx.send(VideoInput::Remove(UserId(1)));
+        tx.send(VideoInput::Remove {
+            peer: UserId(1),
+            session: 1,
+        });
+        // A unit of the closed link still on its way brings nothing back.
+        tx.send(unit(1, 1, &units[0]));
         let deadline = Instant::now() + Duration::from_secs(2);
         while videos.get(UserId(1)).is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        std::thread::sleep(Duration::from_millis(100));
         assert!(videos.all().is_empty(), "a removed peer's picture is gone");
+        // The next link (a new session) shows again.
+        tx.send(unit(1, 2, &units[0]));
+        let (peer, _, _) = tap.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!(peer, UserId(1));
     }
 }

@@ -184,7 +184,7 @@ pub fn psnr(a: &VideoFrame, b: &VideoFrame) -> f64 {
 /// Converts a packed YUYV (4:2:2, BT.601 limited range) picture, as most
 /// webcams deliver it, to RGB. `None` if `raw` is too short for the size.
 pub fn yuyv_to_rgb(raw: &[u8], width: usize, height: usize) -> Option<VideoFrame> {
-    if !width.is_multiple_of(2) || raw.len() < width * height * 2 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || raw.len() < width * height * 2 {
         return None;
     }
     let mut rgb = vec![0u8; width * height * 3];
@@ -214,6 +214,13 @@ pub fn yuyv_to_rgb(raw: &[u8], width: usize, height: usize) -> Option<VideoFrame
 pub fn fit(frame: &VideoFrame, width: usize, height: usize) -> VideoFrame {
     if frame.width == width && frame.height == height {
         return frame.clone();
+    }
+    if frame.width == 0 || frame.height == 0 || frame.rgb.len() < frame.width * frame.height * 3 {
+        return VideoFrame {
+            width,
+            height,
+            rgb: vec![0; width * height * 3],
+        };
     }
     let (sw, sh) = (frame.width.max(1), frame.height.max(1));
     // The largest centred source rectangle with the target's aspect ratio.
@@ -386,6 +393,13 @@ mod tests {
             px(4)
         );
         assert!(yuyv_to_rgb(&raw, 4, 3).is_none(), "too short");
+        assert!(yuyv_to_rgb(&raw, 0, 2).is_none(), "empty");
+        let empty = VideoFrame {
+            width: 0,
+            height: 0,
+            rgb: Vec::new(),
+        };
+        assert_eq!(fit(&empty, 32, 24).rgb.len(), 32 * 24 * 3);
         // A 16:9 camera picture becomes 4:3 by cropping the sides.
         let mut wide = VideoFrame {
             width: 64,

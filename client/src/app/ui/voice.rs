@@ -96,7 +96,9 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
     ];
     // Short in the bar; the whole story on hover.
     for (device, e) in errors.into_iter().flatten() {
-        ui.colored_label(RED, format!("⚠ {device}"))
+        let short: String = e.chars().take(28).collect();
+        let more = if short.len() < e.len() { "…" } else { "" };
+        ui.colored_label(RED, format!("⚠ {device}: {short}{more}"))
             .on_hover_text(e);
     }
 }
