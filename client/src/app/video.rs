@@ -259,55 +259,33 @@ pub fn draw_strip(
         .map(|(id, note)| (name(Feed::Peer(*id)), *note))
         .collect();
     others.sort_by_key(|(n, _)| n.to_lowercase());
-    let max_width = (ctx.viewport_rect().width() + 2.0 * map_center_x - 40.0).max(TILE.x);
+    // As many tiles as fit over the map; the rest are counted in the last.
+    let map_width = ctx.viewport_rect().width() + 2.0 * map_center_x - 40.0;
+    let fit = ((map_width / (TILE.x + 14.0)) as usize).max(1);
+    let total = feeds.len() + others.len();
+    let shown = if total > fit { fit - 1 } else { total };
     let mut clicked = None;
     let response = egui::Area::new("video-strip".into())
         .anchor(egui::Align2::CENTER_TOP, egui::vec2(map_center_x, 36.0))
         .show(ctx, |ui| {
-            egui::ScrollArea::horizontal()
-                .max_width(max_width)
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        for (feed, texture) in &feeds {
-                            egui::Frame::popup(ui.style())
-                                .inner_margin(3.0)
-                                .show(ui, |ui| {
-                                    ui.vertical(|ui| {
-                                        let image = egui::Image::new((*texture, TILE))
-                                            .sense(egui::Sense::click());
-                                        if ui.add(image).on_hover_text("Click to enlarge").clicked()
-                                        {
-                                            clicked = Some(*feed);
-                                        }
-                                        ui.small(name(*feed));
-                                    });
-                                });
-                        }
-                        for (who, note) in &others {
-                            egui::Frame::popup(ui.style())
-                                .inner_margin(3.0)
-                                .show(ui, |ui| {
-                                    ui.vertical(|ui| {
-                                        let (rect, _) =
-                                            ui.allocate_exact_size(TILE, egui::Sense::hover());
-                                        ui.painter().rect_filled(
-                                            rect,
-                                            4.0,
-                                            egui::Color32::from_gray(40),
-                                        );
-                                        ui.painter().text(
-                                            rect.center(),
-                                            egui::Align2::CENTER_CENTER,
-                                            note,
-                                            egui::FontId::proportional(13.0),
-                                            egui::Color32::from_gray(170),
-                                        );
-                                        ui.small(who);
-                                    });
-                                });
+            ui.horizontal(|ui| {
+                for (feed, texture) in feeds.iter().take(shown) {
+                    strip_tile(ui, &name(*feed), |ui, rect| {
+                        let image = egui::Image::new((*texture, TILE)).sense(egui::Sense::click());
+                        let response = ui.put(rect, image).on_hover_text("Click to enlarge");
+                        if response.clicked() {
+                            clicked = Some(*feed);
                         }
                     });
-                });
+                }
+                for (who, note) in others.iter().take(shown.saturating_sub(feeds.len())) {
+                    strip_tile(ui, who, |ui, rect| placeholder(ui, rect, note));
+                }
+                if total > shown {
+                    let more = format!("+{} more", total - shown);
+                    strip_tile(ui, "", |ui, rect| placeholder(ui, rect, &more));
+                }
+            });
         });
     if let Some(feed) = clicked {
         textures.enlarged = if textures.enlarged == Some(feed) {
@@ -339,4 +317,31 @@ pub fn draw_strip(
         }
     }
     response.response.rect.height()
+}
+
+/// One tile of the strip: a framed `TILE`-sized picture (drawn by `draw`)
+/// with a name under it.
+fn strip_tile(ui: &mut egui::Ui, name: &str, draw: impl FnOnce(&mut egui::Ui, egui::Rect)) {
+    egui::Frame::popup(ui.style())
+        .inner_margin(3.0)
+        .show(ui, |ui| {
+            ui.vertical(|ui| {
+                let (rect, _) = ui.allocate_exact_size(TILE, egui::Sense::hover());
+                draw(ui, rect);
+                ui.small(name);
+            });
+        });
+}
+
+/// A grey tile with a note, for someone without a picture.
+fn placeholder(ui: &mut egui::Ui, rect: egui::Rect, note: &str) {
+    ui.painter()
+        .rect_filled(rect, 4.0, egui::Color32::from_gray(40));
+    ui.painter().text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        note,
+        egui::FontId::proportional(13.0),
+        egui::Color32::from_gray(170),
+    );
 }
