@@ -345,3 +345,81 @@ fn placeholder(ui: &mut egui::Ui, rect: egui::Rect, note: &str) {
         egui::Color32::from_gray(170),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs one egui frame of the strip with `events`.
+    fn frame(
+        ctx: &egui::Context,
+        session: &Session,
+        textures: &mut VideoTextures,
+        events: Vec<egui::Event>,
+    ) {
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(1280.0, 800.0),
+            )),
+            events,
+            ..Default::default()
+        };
+        let mut output = ctx.run_ui(input, |ui| {
+            draw_strip(ui.ctx(), session, textures, -160.0);
+        });
+        // No renderer here: the font atlas updates are dropped on purpose.
+        output.textures_delta.clear();
+    }
+
+    fn click(at: egui::Pos2) -> Vec<Vec<egui::Event>> {
+        let button = |pressed| egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Default::default(),
+        };
+        vec![
+            vec![egui::Event::PointerMoved(at)],
+            vec![button(true)],
+            vec![button(false)],
+            vec![],
+        ]
+    }
+
+    #[test]
+    fn clicking_a_tile_enlarges_it_and_clicking_again_closes_it() {
+        let ctx = egui::Context::default();
+        let session = Session::default();
+        let mut textures = VideoTextures::default();
+        textures.feeds.insert(
+            Feed::Me,
+            VideoTexture {
+                image: Handle::default(),
+                texture: egui::TextureId::User(7),
+                size: UVec2::new(640, 480),
+                seq: 1,
+            },
+        );
+        for _ in 0..3 {
+            frame(&ctx, &session, &mut textures, vec![]);
+        }
+        assert_eq!(textures.enlarged, None);
+        // The one tile sits centred over the map (x 480), below the bar.
+        let tile = egui::pos2(480.0, 36.0 + 3.0 + TILE.y / 2.0);
+        for events in click(tile) {
+            frame(&ctx, &session, &mut textures, events);
+        }
+        assert_eq!(textures.enlarged, Some(Feed::Me));
+        // Clicking the tile again closes the enlarged view.
+        for events in click(tile) {
+            frame(&ctx, &session, &mut textures, events);
+        }
+        assert_eq!(textures.enlarged, None);
+        // A click elsewhere enlarges nothing.
+        for events in click(egui::pos2(100.0, 600.0)) {
+            frame(&ctx, &session, &mut textures, events);
+        }
+        assert_eq!(textures.enlarged, None);
+    }
+}
