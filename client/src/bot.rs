@@ -330,6 +330,11 @@ impl Bot {
             .map(|(_, v)| v.clone())
     }
 
+    /// How many peers' video is on screen (current links only).
+    pub fn videos_len(&self) -> usize {
+        self.shared.lock().map_or(0, |s| s.videos.len())
+    }
+
     pub fn report(&self) -> Report {
         self.shared
             .lock()

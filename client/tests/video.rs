@@ -202,3 +202,66 @@ fn more_peers_get_smaller_video_and_a_missing_camera_still_watches() {
         a.report().camera
     );
 }
+
+/// `hallway-bot` as a process: the command line sends, saves and reports
+/// video; a sender killed mid-call disappears from the viewer.
+#[test]
+fn the_bot_command_saves_and_reports_video_and_a_vanished_sender_is_dropped() {
+    let server = Server::start(false);
+    let a = video_bot(
+        &server,
+        "Ann",
+        CameraSpec::Pattern,
+        TilePos::new(20, 9),
+        None,
+    );
+    let dir = server.path("bo-video");
+    let report_path = server.path("bo.json");
+    let bot = |name: &str, stay: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hallway-bot"));
+        cmd.args(["--server", &server.addr, "--name", name, "--path", "22,9"])
+            .args([
+                "--stay",
+                stay,
+                "--fake-camera",
+                "pattern",
+                "--loopback-only",
+            ])
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    let status = bot("Bo", "4")
+        .arg("--video-out")
+        .arg(&dir)
+        .arg("--report")
+        .arg(&report_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let ann = &report["peers"][a.user_id.0.to_string()];
+    assert!(ann["video_frames"].as_u64().unwrap() >= 30, "{ann}");
+    assert!(ann["video_fps"].as_f64().unwrap() > 15.0, "{ann}");
+    assert_eq!(ann["video_size"], serde_json::json!([640, 480]));
+    assert!(report["camera"]["frames_sent"].as_u64().unwrap() >= 30);
+    let files = ann["video_files"].as_array().unwrap();
+    assert!(files.len() >= 2, "one PNG per second: {files:?}");
+    for f in files {
+        let png = image::open(dir.join(f.as_str().unwrap())).unwrap();
+        assert_eq!((png.width(), png.height()), (640, 480));
+    }
+    // Bo left: his video is gone from Ann's view.
+    assert!(a.wait_for(Duration::from_secs(5), |a| a.videos_len() == 0));
+
+    // Cy is killed while sending: Ann drops his video too.
+    let mut cy = bot("Cy", "60").spawn().unwrap();
+    let seen = a.wait_for(Duration::from_secs(20), |a| a.videos_len() == 1);
+    if !seen {
+        let _ = cy.kill();
+    }
+    assert!(seen, "no video from the Cy process");
+    cy.kill().unwrap();
+    cy.wait().unwrap();
+    assert!(a.wait_for(Duration::from_secs(15), |a| a.videos_len() == 0));
+}
