@@ -1,10 +1,12 @@
-//! Voice soak: 200 connect/leave cycles between two bots, in a process of
+//! Call soak: 200 connect/leave cycles between two bots (voice both ways,
+//! video one way, each cycle waiting for a decoded picture), in a process of
 //! its own so that the resident set size it reports is the cycles' alone.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 use common::{Server, voice_bot};
 use hallway_client::bot::{Bot, BotOptions};
+use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
@@ -35,6 +37,8 @@ fn two_hundred_connect_leave_cycles_do_not_leak() {
                 rtc: RtcOptions {
                     loopback_only: true,
                 },
+                camera: CameraSpec::Pattern,
+                camera_on: true,
                 ..VoiceOptions::default()
             }),
             start_at: Some(TilePos::new(27, 9)),
@@ -49,12 +53,14 @@ fn two_hundred_connect_leave_cycles_do_not_leak() {
         assert!(
             a.wait_for(Duration::from_secs(10), |a| a
                 .connected()
-                .contains(&b.user_id)),
-            "cycle {cycle}: no connection"
+                .contains(&b.user_id)
+                && a.video(b.user_id).is_some()),
+            "cycle {cycle}: no connection or no picture"
         );
         b.walk_to(far).unwrap();
         assert!(
-            a.wait_for(Duration::from_secs(10), |a| a.connected().is_empty()),
+            a.wait_for(Duration::from_secs(10), |a| a.connected().is_empty()
+                && a.videos_len() == 0),
             "cycle {cycle}: not closed"
         );
         if cycle == 19 || cycle == 199 {
@@ -69,7 +75,8 @@ fn two_hundred_connect_leave_cycles_do_not_leak() {
     );
     let report = a.stop();
     assert_eq!(report.peers[&b.user_id.0].linked_at.len(), 200);
-    // A leaked peer connection (ICE agent, DTLS, SRTP, buffers, decoder) costs
-    // hundreds of KiB; 180 of them would be tens of MiB.
+    // A leaked peer connection (ICE agent, DTLS, SRTP, buffers, decoders)
+    // costs hundreds of KiB (a video decoder alone a few MiB); 180 of them
+    // would be tens of MiB.
     assert!(grew < 16 * 1024, "RSS grew {grew} KiB over 180 cycles");
 }
