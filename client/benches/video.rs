@@ -13,11 +13,13 @@
 //! Run: `cargo bench -p hallway-client --bench video -- [codec] [call]`
 //! (default: both).
 
+mod common;
+
+use common::cpu_seconds;
 use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::video::{Stamp, VideoDecoder, VideoEncoder, psnr, test_pattern};
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
@@ -88,35 +90,15 @@ fn codec() {
 
 fn bot(addr: &str, name: &str, at: TilePos, camera: CameraSpec) -> Bot {
     Bot::start(BotOptions {
-        voice: Some(VoiceOptions {
-            mic: MicSpec::None,
-            speaker: SpeakerSpec::None,
-            noise_suppression: false,
-            rtc: RtcOptions {
-                loopback_only: true,
-            },
-            camera_on: camera != CameraSpec::None,
+        voice: Some(VoiceOptions::fakes(
+            MicSpec::None,
+            SpeakerSpec::None,
             camera,
-            video_tap: None,
-        }),
+        )),
         start_at: Some(at),
         ..BotOptions::new(addr, name)
     })
     .expect("bot starts")
-}
-
-/// Process CPU time (user + system) in seconds, from /proc.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// One sender with the test pattern and `viewers` bots around it; measures
@@ -174,10 +156,7 @@ fn call(addr: &str, viewers: usize) {
 
 fn main() {
     hallway_client::init_logging("off");
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let only = common::sections();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if run("codec") {
         codec();

@@ -11,10 +11,13 @@
 //! Run: `cargo bench -p hallway-client --bench voice -- [latency] [first-audio]
 //! [bitrate] [cpu]` (default: all).
 
+mod common;
+
+use common::cpu_seconds;
 use hallway_client::bot::{Bot, BotOptions};
+use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::device::read_wav_stereo;
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
@@ -22,15 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 fn voice(mic: MicSpec, speaker: SpeakerSpec) -> VoiceOptions {
-    VoiceOptions {
-        mic,
-        speaker,
-        noise_suppression: false,
-        rtc: RtcOptions {
-            loopback_only: true,
-        },
-        ..VoiceOptions::default()
-    }
+    VoiceOptions::fakes(mic, speaker, CameraSpec::None)
 }
 
 fn bot(addr: &str, name: &str, at: TilePos, v: VoiceOptions) -> Bot {
@@ -67,21 +62,6 @@ fn onsets(x: &[f32]) -> Vec<usize> {
     out
 }
 
-/// Process CPU time (user + system) in seconds, from /proc.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the ')'.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() {
     hallway_client::init_logging("off");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -101,10 +81,7 @@ fn main() {
         .expect("server");
     let addr = server.addr.to_string();
     // Sections to run (default: all); `--bench` is cargo's own flag.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let only = common::sections();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if run("latency") {
         latency(&addr, dir.path());

@@ -51,6 +51,25 @@ impl Default for VoiceOptions {
     }
 }
 
+impl VoiceOptions {
+    /// Fake (or no) devices, loopback candidates only, and no noise
+    /// suppression (RNNoise removes test tones); the camera is on unless it
+    /// is `None`. What bots in tests and benchmarks run with.
+    pub fn fakes(mic: MicSpec, speaker: SpeakerSpec, camera: CameraSpec) -> VoiceOptions {
+        VoiceOptions {
+            mic,
+            speaker,
+            noise_suppression: false,
+            rtc: RtcOptions {
+                loopback_only: true,
+            },
+            camera_on: camera != CameraSpec::None,
+            camera,
+            video_tap: None,
+        }
+    }
+}
+
 /// One peer as voice sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VoicePeer {

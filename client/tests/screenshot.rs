@@ -5,6 +5,7 @@
 
 use hallway_client::core::api::Api;
 use hallway_client::core::net::{self, NetEvent};
+use hallway_client::media::video::{PATTERN_BARS, PATTERN_WHITE};
 use hallway_server::{Config, RunningServer};
 use hallway_shared::protocol::{ClientMessage, ServerMessage};
 use hallway_shared::{Facing, SpaceId};
@@ -36,8 +37,15 @@ fn close(a: [u8; 3], b: [u8; 3], tol: i16) -> bool {
     (0..3).all(|i| (a[i] as i16 - b[i] as i16).abs() <= tol)
 }
 
-/// Pixels in the rectangle centred at (cx, cy) whose colour is one of `palette`.
-fn count(img: &RgbImage, cx: f32, cy: f32, hw: u32, hh: u32, palette: &[[u8; 3]]) -> usize {
+/// Pixels in the rectangle centred at (cx, cy) whose colour is within `tol`
+/// of one of `palette`.
+fn count(
+    img: &RgbImage,
+    (cx, cy): (f32, f32),
+    (hw, hh): (u32, u32),
+    palette: &[[u8; 3]],
+    tol: i16,
+) -> usize {
     let (x0, y0) = (
         (cx as u32).saturating_sub(hw),
         (cy as u32).saturating_sub(hh),
@@ -46,7 +54,7 @@ fn count(img: &RgbImage, cx: f32, cy: f32, hw: u32, hh: u32, palette: &[[u8; 3]]
     for y in y0..(y0 + 2 * hh).min(img.height()) {
         for x in x0..(x0 + 2 * hw).min(img.width()) {
             let p = img.get_pixel(x, y).0;
-            if palette.iter().any(|c| close(p, *c, 3)) {
+            if palette.iter().any(|c| close(p, *c, tol)) {
                 n += 1;
             }
         }
@@ -54,16 +62,22 @@ fn count(img: &RgbImage, cx: f32, cy: f32, hw: u32, hh: u32, palette: &[[u8; 3]]
     n
 }
 
-#[test]
-fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
-    if std::env::var_os("DISPLAY").is_none() {
-        assert!(
-            std::env::var_os("HALLWAY_REQUIRE_DISPLAY").is_none(),
-            "HALLWAY_REQUIRE_DISPLAY is set but there is no DISPLAY"
-        );
-        eprintln!("skipped: no DISPLAY (scripts/test runs this under Xvfb)");
-        return;
+/// Whether there is a display to run the app on (`scripts/test` provides
+/// one and sets HALLWAY_REQUIRE_DISPLAY, so there it must not skip).
+fn have_display() -> bool {
+    if std::env::var_os("DISPLAY").is_some() {
+        return true;
     }
+    assert!(
+        std::env::var_os("HALLWAY_REQUIRE_DISPLAY").is_none(),
+        "HALLWAY_REQUIRE_DISPLAY is set but there is no DISPLAY"
+    );
+    eprintln!("skipped: no DISPLAY (scripts/test runs this under Xvfb)");
+    false
+}
+
+/// A real server on port 0, with its runtime and data folder.
+fn start_server() -> (tokio::runtime::Runtime, RunningServer, tempfile::TempDir) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let data = tempfile::tempdir().unwrap();
     let server = rt
@@ -72,6 +86,41 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
             Config::new(data.path()),
         ))
         .unwrap();
+    (rt, server, data)
+}
+
+/// Runs the app as Ann, walking to (12, 9) with `extra` flags, until it saves
+/// its screenshot to target/tmp/`name` (kept there to look at); returns it.
+fn screenshot(addr: &str, name: &str, extra: &[&str]) -> RgbImage {
+    let dir = tempfile::tempdir().unwrap();
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let status = Command::new(env!("CARGO_BIN_EXE_hallway"))
+        .args([
+            "--server", addr, "--guest", "Ann", "--space", "Office", "--walk", "12,9",
+        ])
+        .args(extra)
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("HALLWAY_CONFIG_DIR", dir.path().join("config"))
+        .env("HALLWAY_DATA_DIR", dir.path().join("data"))
+        .env_remove("HALLWAY_SERVER")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "hallway --screenshot exited with {status}"
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (W, H));
+    img
+}
+
+#[test]
+fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
+    if !have_display() {
+        return;
+    }
+    let (rt, server, _data) = start_server();
     let addr = server.addr.to_string();
 
     // The second client stands two tiles right of where the app will stand.
@@ -109,26 +158,7 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
         facing: Facing::Left,
     });
 
-    let dir = tempfile::tempdir().unwrap();
-    // Kept after the run, to look at: target/tmp/office.png.
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("office.png");
-    let status = Command::new(env!("CARGO_BIN_EXE_hallway"))
-        .args([
-            "--server", &addr, "--guest", "Ann", "--space", "Office", "--walk", "12,9",
-        ])
-        .arg("--screenshot")
-        .arg(&shot)
-        .env("HALLWAY_CONFIG_DIR", dir.path().join("config"))
-        .env("HALLWAY_DATA_DIR", dir.path().join("data"))
-        .env_remove("HALLWAY_SERVER")
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "hallway --screenshot exited with {status}"
-    );
-    let img = image::open(&shot).unwrap().to_rgb8();
-    assert_eq!((img.width(), img.height()), (W, H));
+    let img = screenshot(&addr, "office.png", &[]);
 
     // Colours of people that the office tileset does not use.
     let tiles = colors(&Path::new(ASSETS).join("tilesets/office.png"), false);
@@ -140,15 +170,14 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
 
     // The local avatar is at the window's centre; Bo two tiles (64 units) right.
     let (cx, cy) = (W as f32 / 2.0, H as f32 / 2.0);
-    let me = count(&img, cx, cy, 26, 40, &people);
-    let bo_px = count(&img, cx + 64.0 * PX, cy, 26, 40, &people);
+    let me = count(&img, (cx, cy), (26, 40), &people, 3);
+    let bo_px = count(&img, (cx + 64.0 * PX, cy), (26, 40), &people, 3);
     let empty = count(
         &img,
-        cx - 5.0 * 32.0 * PX,
-        cy + 3.0 * 32.0 * PX,
-        26,
-        40,
+        (cx - 5.0 * 32.0 * PX, cy + 3.0 * 32.0 * PX),
+        (26, 40),
         &people,
+        3,
     );
     assert!(
         me > 150,
@@ -206,41 +235,25 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
     rt.block_on(server.stop()).unwrap();
 }
 
-/// Pixels in the rectangle centred at (cx, cy) close to each of the test
+/// Pixels in the rectangle centred at `c` close to each of the test
 /// pattern's cyan, magenta and yellow bars (colours the map does not use).
-fn pattern_pixels(img: &RgbImage, cx: f32, cy: f32, hw: u32, hh: u32) -> [usize; 3] {
-    [[0, 192, 192], [192, 0, 192], [192, 192, 0]].map(|c| {
-        let (x0, y0) = (
-            (cx as u32).saturating_sub(hw),
-            (cy as u32).saturating_sub(hh),
-        );
-        let mut n = 0;
-        for y in y0..(y0 + 2 * hh).min(img.height()) {
-            for x in x0..(x0 + 2 * hw).min(img.width()) {
-                n += usize::from(close(img.get_pixel(x, y).0, c, 24));
-            }
-        }
-        n
-    })
+fn pattern_pixels(img: &RgbImage, c: (f32, f32), half: (u32, u32)) -> [usize; 3] {
+    [PATTERN_BARS[2], PATTERN_BARS[4], PATTERN_BARS[1]].map(|bar| count(img, c, half, &[bar], 24))
 }
 
 /// Stretches of at least 120 px along row `y` made of the test pattern's bar
 /// colours (gaps of up to 4 px allowed where bars meet): whole pictures.
 fn pattern_runs(img: &RgbImage, y: u32) -> usize {
-    const BARS: [[u8; 3]; 8] = [
-        [192, 192, 192],
-        [192, 192, 0],
-        [0, 192, 192],
-        [0, 192, 0],
-        [192, 0, 192],
-        [192, 0, 0],
-        [0, 0, 192],
-        [235, 235, 235],
-    ];
+    let is_pattern = |p: [u8; 3]| {
+        PATTERN_BARS
+            .iter()
+            .chain([&PATTERN_WHITE])
+            .any(|c| close(p, *c, 30))
+    };
     let (mut runs, mut len, mut gap) = (0, 0, 0);
     for x in 0..img.width() {
         let p = img.get_pixel(x, y).0;
-        if BARS.iter().any(|c| close(p, *c, 30)) {
+        if is_pattern(p) {
             len += 1 + gap;
             gap = 0;
         } else if len > 0 && gap < 4 {
@@ -259,22 +272,10 @@ fn video_shows_in_a_bubble_over_the_peer_and_in_the_strip() {
     use hallway_client::media::camera::CameraSpec;
     use hallway_client::media::{MicSpec, SpeakerSpec};
     use hallway_client::voice::VoiceOptions;
-    if std::env::var_os("DISPLAY").is_none() {
-        assert!(
-            std::env::var_os("HALLWAY_REQUIRE_DISPLAY").is_none(),
-            "HALLWAY_REQUIRE_DISPLAY is set but there is no DISPLAY"
-        );
-        eprintln!("skipped: no DISPLAY (scripts/test runs this under Xvfb)");
+    if !have_display() {
         return;
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let server = rt
-        .block_on(RunningServer::start(
-            "127.0.0.1:0".parse().unwrap(),
-            Config::new(data.path()),
-        ))
-        .unwrap();
+    let (rt, server, _data) = start_server();
     let addr = server.addr.to_string();
     // Bo, with the fake camera, two tiles right of where the app will stand.
     let bo = Bot::start(BotOptions {
@@ -290,44 +291,20 @@ fn video_shows_in_a_bubble_over_the_peer_and_in_the_strip() {
         ..BotOptions::new(&addr, "Bo")
     })
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("office-video.png");
-    let status = Command::new(env!("CARGO_BIN_EXE_hallway"))
-        .args([
-            "--server",
-            &addr,
-            "--guest",
-            "Ann",
-            "--space",
-            "Office",
-            "--walk",
-            "12,9",
-            "--fake-camera",
-            "pattern",
-            "--audio-out",
-            "none",
-        ])
-        .arg("--screenshot")
-        .arg(&shot)
-        .env("HALLWAY_CONFIG_DIR", dir.path().join("config"))
-        .env("HALLWAY_DATA_DIR", dir.path().join("data"))
-        .env_remove("HALLWAY_SERVER")
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "hallway --screenshot exited with {status}"
+    let img = screenshot(
+        &addr,
+        "office-video.png",
+        &["--fake-camera", "pattern", "--audio-out", "none"],
     );
-    let img = image::open(&shot).unwrap().to_rgb8();
     let (cx, cy) = (W as f32 / 2.0, H as f32 / 2.0);
     // Bo's bubble: centred 62 units above his avatar, 64×48 units.
-    let bubble = pattern_pixels(&img, cx + 64.0 * PX, cy - 62.0 * PX, 48, 34);
+    let bubble = pattern_pixels(&img, (cx + 64.0 * PX, cy - 62.0 * PX), (48, 34));
     assert!(
         bubble.iter().all(|n| *n > 150),
         "Bo's bubble shows his video: {bubble:?}"
     );
     // No bubble over my own avatar (my picture is in the strip).
-    let mine = pattern_pixels(&img, cx, cy - 62.0 * PX, 48, 34);
+    let mine = pattern_pixels(&img, (cx, cy - 62.0 * PX), (48, 34));
     assert!(mine.iter().all(|n| *n < 20), "a bubble over me: {mine:?}");
     // The strip below the status bar: two pictures (me, Bo) side by side.
     let tiles = (80..120).map(|y| pattern_runs(&img, y)).max().unwrap_or(0);

@@ -8,7 +8,6 @@ use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::video::{VideoFrame, psnr, read_stamp, test_pattern};
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
 use hallway_shared::{TilePos, UserId};
 use std::path::PathBuf;
@@ -25,17 +24,11 @@ fn video_bot(
     out: Option<PathBuf>,
 ) -> Bot {
     Bot::start(BotOptions {
-        voice: Some(VoiceOptions {
-            mic: MicSpec::None,
-            speaker: SpeakerSpec::None,
-            noise_suppression: false,
-            rtc: RtcOptions {
-                loopback_only: true,
-            },
-            camera_on: camera != CameraSpec::None,
+        voice: Some(VoiceOptions::fakes(
+            MicSpec::None,
+            SpeakerSpec::None,
             camera,
-            video_tap: None,
-        }),
+        )),
         start_at: Some(at),
         video_out: out,
         ..BotOptions::new(&server.addr, name)

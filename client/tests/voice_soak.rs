@@ -8,7 +8,6 @@ use common::{Server, voice_bot};
 use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
 use hallway_shared::TilePos;
 use std::time::Duration;
@@ -30,17 +29,11 @@ fn two_hundred_connect_leave_cycles_do_not_leak() {
     let b = Bot::start(BotOptions {
         step: Duration::from_millis(10),
         ..BotOptions {
-            voice: Some(VoiceOptions {
-                mic: MicSpec::Tone(1000.0),
-                speaker: SpeakerSpec::None,
-                noise_suppression: false,
-                rtc: RtcOptions {
-                    loopback_only: true,
-                },
-                camera: CameraSpec::Pattern,
-                camera_on: true,
-                ..VoiceOptions::default()
-            }),
+            voice: Some(VoiceOptions::fakes(
+                MicSpec::Tone(1000.0),
+                SpeakerSpec::None,
+                CameraSpec::Pattern,
+            )),
             start_at: Some(TilePos::new(27, 9)),
             ..BotOptions::new(&server.addr, "Bo")
         }

@@ -327,7 +327,7 @@ fn run(
         let peers = control.peers.load(Ordering::Relaxed);
         let tier = tier_for(peers);
         let frame = match src.next_frame(tier) {
-            Ok(f) => fit(&f, tier.width, tier.height),
+            Ok(f) => fit(f, tier.width, tier.height),
             Err(e) => {
                 tracing::warn!("camera: {e}");
                 control.with_state(|st| {

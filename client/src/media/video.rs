@@ -82,25 +82,30 @@ fn strip_height(width: usize) -> usize {
     block_size(width) * 3
 }
 
+/// The test pattern's colour bars, left to right (75% grey, yellow, cyan,
+/// green, magenta, red, blue).
+pub const PATTERN_BARS: [[u8; 3]; 7] = [
+    [192, 192, 192],
+    [192, 192, 0],
+    [0, 192, 192],
+    [0, 192, 0],
+    [192, 0, 192],
+    [192, 0, 0],
+    [0, 0, 192],
+];
+/// The test pattern's bouncing square.
+pub const PATTERN_WHITE: [u8; 3] = [235, 235, 235];
+
 /// The fake camera's picture with `stamp` at `width`×`height`: colour bars
 /// that scroll, a white square that bounces, and along the bottom the frame
 /// number and then the clock as two rows of blocks (most significant bit
 /// first, white = 1).
 pub fn test_pattern(stamp: Stamp, width: usize, height: usize) -> VideoFrame {
-    const BARS: [[u8; 3]; 7] = [
-        [192, 192, 192],
-        [192, 192, 0],
-        [0, 192, 192],
-        [0, 192, 0],
-        [192, 0, 192],
-        [192, 0, 0],
-        [0, 0, 192],
-    ];
     let n = usize::from(stamp.frame);
     let mut rgb = vec![0u8; width * height * 3];
     let shift = (n * 4) % width.max(1);
     // Even widths keep bar edges on chroma-sample boundaries (4:2:0).
-    let bar_w = ((width / BARS.len()) & !1).max(2);
+    let bar_w = ((width / PATTERN_BARS.len()) & !1).max(2);
     let block = block_size(width);
     let strip_top = height.saturating_sub(strip_height(width));
     // The bouncing square.
@@ -115,9 +120,9 @@ pub fn test_pattern(stamp: Stamp, width: usize, height: usize) -> VideoFrame {
             let c = if y >= strip_top {
                 [16, 16, 16]
             } else if (sx..sx + side).contains(&x) && (sy..sy + side).contains(&y) {
-                [235, 235, 235]
+                PATTERN_WHITE
             } else {
-                BARS[((x + shift) / bar_w) % BARS.len()]
+                PATTERN_BARS[((x + shift) / bar_w) % PATTERN_BARS.len()]
             };
             rgb[i..i + 3].copy_from_slice(&c);
         }
@@ -211,9 +216,10 @@ pub fn yuyv_to_rgb(raw: &[u8], width: usize, height: usize) -> Option<VideoFrame
 /// Fits `frame` to `width`×`height`: crops the middle to that aspect ratio,
 /// then scales with a box filter (each output pixel is the mean of the
 /// source pixels it covers), so a 1280×720 camera becomes a clean 320×240.
-pub fn fit(frame: &VideoFrame, width: usize, height: usize) -> VideoFrame {
+/// A frame of the right size is returned as it is.
+pub fn fit(frame: VideoFrame, width: usize, height: usize) -> VideoFrame {
     if frame.width == width && frame.height == height {
-        return frame.clone();
+        return frame;
     }
     if frame.width == 0 || frame.height == 0 || frame.rgb.len() < frame.width * frame.height * 3 {
         return VideoFrame {
@@ -399,7 +405,7 @@ mod tests {
             height: 0,
             rgb: Vec::new(),
         };
-        assert_eq!(fit(&empty, 32, 24).rgb.len(), 32 * 24 * 3);
+        assert_eq!(fit(empty, 32, 24).rgb.len(), 32 * 24 * 3);
         // A 16:9 camera picture becomes 4:3 by cropping the sides.
         let mut wide = VideoFrame {
             width: 64,
@@ -411,7 +417,7 @@ mod tests {
                 wide.rgb[(y * 64 + x) * 3] = 200;
             }
         }
-        let small = fit(&wide, 32, 24);
+        let small = fit(wide, 32, 24);
         assert_eq!(
             (small.width, small.height, small.rgb.len()),
             (32, 24, 32 * 24 * 3)
@@ -419,7 +425,7 @@ mod tests {
         // The red middle (x 16..48 of the 48 wide crop from x 8) keeps its place.
         assert_eq!(small.rgb[(12 * 32 + 16) * 3], 200);
         assert_eq!(small.rgb[(12 * 32 + 2) * 3], 0);
-        assert_eq!(fit(&small, 32, 24), small);
+        assert_eq!(fit(small.clone(), 32, 24), small);
     }
 
     #[test]

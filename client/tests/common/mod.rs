@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use hallway_client::bot::{Bot, BotOptions};
+use hallway_client::media::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::rtc::RtcOptions;
 use hallway_client::voice::VoiceOptions;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
@@ -56,15 +56,11 @@ impl Drop for Server {
 
 pub fn voice_bot(server: &Server, name: &str, tone: f32, at: TilePos, out: Option<&Path>) -> Bot {
     Bot::start(BotOptions {
-        voice: Some(VoiceOptions {
-            mic: MicSpec::Tone(tone),
-            speaker: out.map_or(SpeakerSpec::None, |p| SpeakerSpec::Wav(p.to_path_buf())),
-            noise_suppression: false,
-            rtc: RtcOptions {
-                loopback_only: true,
-            },
-            ..VoiceOptions::default()
-        }),
+        voice: Some(VoiceOptions::fakes(
+            MicSpec::Tone(tone),
+            out.map_or(SpeakerSpec::None, |p| SpeakerSpec::Wav(p.to_path_buf())),
+            CameraSpec::None,
+        )),
         start_at: Some(at),
         ..BotOptions::new(&server.addr, name)
     })
