@@ -27,13 +27,21 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the server is full; try again later")]
     Unavailable,
+    /// The cause is logged, never sent.
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.into())
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+impl ApiError {
+    /// An internal error with a description of its cause (for the log).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(cause.into())
     }
 }
 
@@ -72,7 +80,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(cause) = &self {
-            tracing::error!("internal error: {cause:#}");
+            tracing::error!("internal error: {cause}");
         }
         let body = ErrorBody {
             error: ErrorDetail {

@@ -4,6 +4,7 @@
 //! app can run it in-process.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -12,9 +13,11 @@ pub mod hub;
 pub mod maps;
 pub mod outbox;
 pub mod rate;
+pub mod routes;
 pub mod space;
 pub mod state;
 pub mod store;
+pub mod validate;
 pub mod ws;
 
 pub use config::Config;
@@ -30,27 +33,44 @@ use tokio_util::task::TaskTracker;
 /// The name of the space a new server creates.
 pub const DEFAULT_SPACE: &str = "Office";
 
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(std::path::PathBuf, #[source] std::io::Error),
+    #[error("cannot open the database in {0}: {1}")]
+    Database(std::path::PathBuf, #[source] store::StoreError),
+    #[error("cannot create the default space: {0}")]
+    DefaultSpace(#[source] store::StoreError),
+    #[error(transparent)]
+    Maps(#[from] maps::MapError),
+    #[error("cannot listen: {0}")]
+    Listen(#[source] std::io::Error),
+    #[error("the server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Serves on `listener` until `shutdown` completes, then closes every
 /// WebSocket (code 1001) and waits briefly for connections to finish.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        .map_err(|e| ServeError::DataDir(config.data_dir.clone(), e))?;
     let store = store::Store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+        .map_err(|e| ServeError::Database(config.data_dir.clone(), e))?;
     let maps = maps::MapStore::load(config.maps_dir.as_deref())?;
     store
         .ensure_default_space(DEFAULT_SPACE, maps::DEFAULT_MAP)
-        .await?;
+        .await
+        .map_err(ServeError::DefaultSpace)?;
 
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let state = state::AppState::new(config, store, maps, stop.clone(), tracker.clone());
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
@@ -62,7 +82,8 @@ pub async fn serve(
             shutdown.await;
             stopping.cancel();
         })
-        .await?;
+        .await
+        .map_err(ServeError::Listen)?;
     stop.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
@@ -78,14 +99,14 @@ pub async fn serve(
 pub struct RunningServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
 
 impl RunningServer {
     /// Binds `bind` (port 0 for any free port) and starts serving.
-    pub async fn start(bind: SocketAddr, config: Config) -> anyhow::Result<RunningServer> {
-        let listener = TcpListener::bind(bind).await?;
-        let addr = listener.local_addr()?;
+    pub async fn start(bind: SocketAddr, config: Config) -> Result<RunningServer, ServeError> {
+        let listener = TcpListener::bind(bind).await.map_err(ServeError::Listen)?;
+        let addr = listener.local_addr().map_err(ServeError::Listen)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, config, async move {
             let _ = stopped.await;
@@ -98,7 +119,7 @@ impl RunningServer {
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), ServeError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

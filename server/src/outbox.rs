@@ -44,6 +44,27 @@ pub const CLOSE_REPLACED: CloseReason = CloseReason {
     code: 4001,
     reason: "session replaced",
 };
+/// The space restarted after an internal error; clients reconnect and join again
+/// (RFC 6455's registry calls 1012 "Service Restart").
+pub const CLOSE_RESTARTED: CloseReason = CloseReason {
+    code: 1012,
+    reason: "space restarted",
+};
+/// A text frame that is not valid UTF-8 (RFC 6455 §8.1).
+pub const CLOSE_BAD_UTF8: CloseReason = CloseReason {
+    code: 1007,
+    reason: "invalid UTF-8",
+};
+/// A frame that breaks the WebSocket protocol (RFC 6455 §7.4.1).
+pub const CLOSE_PROTOCOL: CloseReason = CloseReason {
+    code: 1002,
+    reason: "protocol error",
+};
+/// The connection ended without a reason of the server's (the client closed).
+pub const CLOSE_NORMAL: CloseReason = CloseReason {
+    code: 1000,
+    reason: "",
+};
 pub const CLOSE_TOO_BIG: CloseReason = CloseReason {
     code: 1009,
     reason: "message too big",

@@ -18,16 +18,19 @@ impl TilePos {
         Self { x, y }
     }
 
-    /// Euclidean distance in tiles.
+    /// Euclidean distance in tiles. Defined for any two `i32` positions: the
+    /// differences are taken in `i64`, so opposite corners of the plane do not
+    /// overflow.
     pub fn distance(self, other: TilePos) -> f32 {
-        let dx = (self.x - other.x) as f32;
-        let dy = (self.y - other.y) as f32;
+        let dx = (i64::from(self.x) - i64::from(other.x)) as f32;
+        let dy = (i64::from(self.y) - i64::from(other.y)) as f32;
         (dx * dx + dy * dy).sqrt()
     }
 
-    /// Manhattan distance in tiles (a legal step has 0 or 1).
-    pub fn manhattan(self, other: TilePos) -> u32 {
-        self.x.abs_diff(other.x) + self.y.abs_diff(other.y)
+    /// Manhattan distance in tiles (a legal step has 0 or 1). Up to 2^33 - 2,
+    /// so it is a `u64`: the sum of two `u32` differences can exceed `u32`.
+    pub fn manhattan(self, other: TilePos) -> u64 {
+        u64::from(self.x.abs_diff(other.x)) + u64::from(self.y.abs_diff(other.y))
     }
 }
 
@@ -56,8 +59,15 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// True if `p` is inside. Computed in `i64`, so neither a zone at the edge of
+    /// the `i32` range nor any position overflows.
     pub fn contains(&self, p: TilePos) -> bool {
-        p.x >= self.x && p.y >= self.y && p.x < self.x + self.width && p.y < self.y + self.height
+        let (x, y) = (i64::from(p.x), i64::from(p.y));
+        let (left, top) = (i64::from(self.x), i64::from(self.y));
+        x >= left
+            && y >= top
+            && x < left + i64::from(self.width)
+            && y < top + i64::from(self.height)
     }
 }
 
@@ -109,9 +119,23 @@ impl MapModel {
         p.x >= 0 && p.y >= 0 && p.x < self.width && p.y < self.height
     }
 
-    /// True if an avatar may stand on `p` (inside the map and not blocked).
+    /// The index of `p` in row-by-row tile arrays, if it is inside the map.
+    pub fn tile_index(&self, p: TilePos) -> Option<usize> {
+        if !self.in_bounds(p) {
+            return None;
+        }
+        // In bounds, so all three are non-negative and the product fits i64.
+        let i = i64::from(p.y) * i64::from(self.width) + i64::from(p.x);
+        usize::try_from(i).ok()
+    }
+
+    /// True if an avatar may stand on `p` (inside the map and not blocked). A
+    /// `blocked` array shorter than the map (a malformed map from the network)
+    /// counts the missing tiles as blocked.
     pub fn is_walkable(&self, p: TilePos) -> bool {
-        self.in_bounds(p) && !self.blocked[(p.y * self.width + p.x) as usize]
+        self.tile_index(p)
+            .and_then(|i| self.blocked.get(i))
+            .is_some_and(|blocked| !blocked)
     }
 
     /// The zone containing `p`, if any (the first one listed wins on overlap).
@@ -175,5 +199,46 @@ mod tests {
         let a = TilePos::new(0, 0);
         assert_eq!(a.distance(TilePos::new(3, 4)), 5.0);
         assert_eq!(a.manhattan(TilePos::new(3, -4)), 7);
+    }
+
+    #[test]
+    fn extreme_coordinates_do_not_overflow() {
+        let min = TilePos::new(i32::MIN, i32::MIN);
+        let max = TilePos::new(i32::MAX, i32::MAX);
+        assert_eq!(min.manhattan(max), 2 * u64::from(u32::MAX));
+        assert_eq!(
+            TilePos::new(5, 26).manhattan(min),
+            2_147_483_653 + 2_147_483_674
+        );
+        assert!(min.distance(max) > 6.0e9);
+        let m = tiny();
+        for p in [
+            min,
+            max,
+            TilePos::new(i32::MIN, 0),
+            TilePos::new(0, i32::MAX),
+        ] {
+            assert!(!m.is_walkable(p));
+            assert_eq!(m.zone_at(p), None);
+        }
+        let edge = Zone {
+            id: ZoneId(1),
+            name: "Edge".into(),
+            kind: "meeting".into(),
+            x: i32::MAX - 1,
+            y: i32::MAX - 1,
+            width: i32::MAX,
+            height: i32::MAX,
+        };
+        assert!(edge.contains(max));
+        assert!(!edge.contains(min));
+    }
+
+    #[test]
+    fn a_short_blocked_array_blocks_the_missing_tiles() {
+        let mut m = tiny();
+        m.blocked.truncate(2);
+        assert!(m.is_walkable(TilePos::new(0, 0)));
+        assert!(!m.is_walkable(TilePos::new(2, 1)));
     }
 }

@@ -372,9 +372,17 @@ impl PeerGraph {
                 }
             }
             None => {
+                // Saturating: at the edge of the i32 plane the search box is
+                // clipped instead of overflowing (nobody can stand beyond it).
                 let r = self.cfg.leave_radius.ceil() as i32;
-                let (x0, y0) = self.cell_of(TilePos::new(spot.pos.x - r, spot.pos.y - r));
-                let (x1, y1) = self.cell_of(TilePos::new(spot.pos.x + r, spot.pos.y + r));
+                let (x0, y0) = self.cell_of(TilePos::new(
+                    spot.pos.x.saturating_sub(r),
+                    spot.pos.y.saturating_sub(r),
+                ));
+                let (x1, y1) = self.cell_of(TilePos::new(
+                    spot.pos.x.saturating_add(r),
+                    spot.pos.y.saturating_add(r),
+                ));
                 for cy in y0..=y1 {
                     for cx in x0..=x1 {
                         for &v in self.grid.get(&(cx, cy)).into_iter().flatten() {
@@ -626,8 +634,35 @@ mod tests {
         ]
     }
 
+    /// Positions anywhere in the i32 plane, often at its very edges.
+    fn anywhere() -> impl Strategy<Value = i32> {
+        prop_oneof![
+            Just(i32::MIN),
+            Just(i32::MAX),
+            Just(i32::MIN + 1),
+            Just(i32::MAX - 1),
+            -8i32..8,
+            any::<i32>(),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Coordinates a client could send, the extremes included, neither panic
+        /// nor break the invariants.
+        #[test]
+        fn extreme_positions_keep_the_invariants(
+            ops in proptest::collection::vec((0i64..8, anywhere(), anywhere()), 1..60),
+        ) {
+            let mut g = PeerGraph::new(ProximityConfig::default());
+            for (user, x, y) in ops {
+                g.upsert(UserId(user), open(x, y));
+                if let Err(e) = g.check_invariants() {
+                    return Err(TestCaseError::fail(e));
+                }
+            }
+        }
 
         /// Whatever people do, the lists stay symmetric, capped, allowed and maximal.
         #[test]

@@ -1,12 +1,13 @@
 //! Accounts and sessions: guests, registration, login, upgrading a guest,
 //! logout, and who am I.
 
-use super::extract::{ApiJson, ApiPath, AuthUser, ClientAddr};
-use super::validate;
+use super::extract::{ApiJson, ApiPath, ClientAddr};
+use crate::access::AuthUser;
 use crate::auth::{dummy_hash, hash_password, hash_token, new_token, verify_password};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::Upgrade;
+use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -40,7 +41,7 @@ async fn hash_blocking(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing failed: {e}")))
+        .map_err(|e| ApiError::internal(format!("hashing failed: {e}")))
 }
 
 async fn guest(
@@ -56,7 +57,7 @@ async fn guest(
         .store
         .create_user(None, None, name)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("guest insert failed")))?;
+        .ok_or_else(|| ApiError::internal(format!("guest insert failed")))?;
     Ok((
         StatusCode::CREATED,
         Json(start_session(&state, user).await?),

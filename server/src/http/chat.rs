@@ -1,16 +1,16 @@
 //! Chat over REST: paged history and direct-message channels. Sending happens
 //! over the WebSocket (`chat_send`).
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use super::spaces::{accessible_space, channel_info};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::spaces::channel_info;
+use crate::access::{AuthUser, accessible_channel};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::ChannelRow;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use hallway_shared::protocol::{ChannelInfo, ChannelKind, MessagePage, OpenDirectRequest};
-use hallway_shared::{ChannelId, MessageId, UserId};
+use hallway_shared::protocol::{ChannelInfo, MessagePage, OpenDirectRequest};
+use hallway_shared::{ChannelId, MessageId};
 use serde::Deserialize;
 
 /// The largest page of history one request returns.
@@ -20,29 +20,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/channels/{id}/messages", get(messages))
         .route("/api/dms", get(list_direct).post(open_direct))
-}
-
-/// The channel if `user` may read and post in it.
-pub async fn accessible_channel(
-    state: &AppState,
-    user: UserId,
-    id: ChannelId,
-) -> Result<ChannelRow, ApiError> {
-    let channel = state
-        .store
-        .channel(id)
-        .await?
-        .ok_or(ApiError::NotFound("channel"))?;
-    match (channel.kind, channel.space_id, channel.direct) {
-        (ChannelKind::Space, Some(space), _) => {
-            accessible_space(state, user, space)
-                .await
-                .map_err(|_| ApiError::NotFound("channel"))?;
-        }
-        (ChannelKind::Direct, _, Some((a, b))) if a == user || b == user => {}
-        _ => return Err(ApiError::NotFound("channel")),
-    }
-    Ok(channel)
 }
 
 #[derive(Deserialize)]

@@ -1,22 +1,23 @@
 //! Spaces: list, create, join by invite, details with who is online, the map,
 //! and the space's channels.
 
-use super::extract::{ApiJson, ApiPath, AuthUser};
-use super::validate;
+use super::extract::{ApiJson, ApiPath};
+use crate::access::{AuthUser, accessible_space};
 use crate::auth::new_invite_code;
 use crate::error::ApiError;
 use crate::maps::DEFAULT_MAP;
 use crate::state::AppState;
 use crate::store::{ChannelRow, SpaceRow};
+use crate::validate;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hallway_shared::SpaceId;
 use hallway_shared::protocol::{
     ChannelInfo, CreateChannelRequest, CreateSpaceRequest, JoinSpaceRequest, SpaceDetail, SpaceInfo,
 };
-use hallway_shared::{SpaceId, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,24 +29,6 @@ pub fn router() -> Router<AppState> {
             "/api/spaces/{id}/channels",
             get(channels).post(create_channel),
         )
-}
-
-/// The space if `user` may enter it. A private space the user is not a member
-/// of is "not found", so that ids do not reveal private spaces.
-pub async fn accessible_space(
-    state: &AppState,
-    user: UserId,
-    id: SpaceId,
-) -> Result<SpaceRow, ApiError> {
-    let space = state
-        .store
-        .space(id)
-        .await?
-        .ok_or(ApiError::NotFound("space"))?;
-    if space.private && !state.store.is_space_member(id, user).await? {
-        return Err(ApiError::NotFound("space"));
-    }
-    Ok(space)
 }
 
 pub fn space_info(state: &AppState, row: SpaceRow) -> SpaceInfo {
@@ -143,9 +126,10 @@ async fn map(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let row = accessible_space(&state, auth.user.id, SpaceId(id)).await?;
-    let map = state.maps.get(&row.map).ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("space {id} uses unknown map {}", row.map))
-    })?;
+    let map = state
+        .maps
+        .get(&row.map)
+        .ok_or_else(|| ApiError::internal(format!("space {id} uses unknown map {}", row.map)))?;
     // Serialized per request: the map is small next to its tileset image, and
     // clients fetch it once per join.
     let body = serde_json::to_vec(map.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;

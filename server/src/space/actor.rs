@@ -1,10 +1,15 @@
 //! The space actor: the only owner of a space's live state. It validates moves,
 //! keeps the proximity graph, relays signaling between peers, and batches
 //! presence into one frame per tick shared by every member.
+//!
+//! The actor supervises itself: every command and tick runs under
+//! `catch_unwind`, and a panic restarts the space (see [`SpaceActor::restart`])
+//! instead of leaving its members without answers. This needs `panic = "unwind"`
+//! (the default) in every profile that builds the server.
 
 use super::Joiner;
 use crate::config::Config;
-use crate::outbox::{CLOSE_REPLACED, ConnId, Outbox, encode};
+use crate::outbox::{CLOSE_REPLACED, CLOSE_RESTARTED, ConnId, Outbox, encode};
 use crate::rate::TokenBucket;
 use axum::extract::ws::Utf8Bytes;
 use hallway_shared::protocol::{
@@ -14,6 +19,7 @@ use hallway_shared::protocol::{
 use hallway_shared::proximity::{GraphChanges, PeerGraph, Spot, is_offerer};
 use hallway_shared::{Facing, MapModel, TilePos, UserId};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -57,6 +63,9 @@ pub enum Command {
     Members {
         reply: oneshot::Sender<Vec<Member>>,
     },
+    /// Panics inside the actor, to test its supervision.
+    #[cfg(test)]
+    Panic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,14 +146,54 @@ impl SpaceActor {
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => self.guarded(|actor| actor.handle(cmd)),
                     None => break,
                 },
-                _ = tick.tick() => self.flush(),
+                _ = tick.tick() => self.guarded(Self::flush),
                 () = shutdown.cancelled() => break,
             }
         }
         tracing::debug!(space = %self.info.id, "space actor stopped");
+    }
+
+    /// Runs one step; if it panics, logs the panic and restarts the space.
+    fn guarded(&mut self, step: impl FnOnce(&mut Self)) {
+        let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| step(self))) else {
+            return;
+        };
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!(
+            space = %self.info.id,
+            members = self.members.len(),
+            "space actor panicked: {what}; restarting the space"
+        );
+        self.restart();
+    }
+
+    /// Starts the space afresh after a panic: whatever the panic left half done
+    /// is dropped with the live state. Every member is told why and their
+    /// connection is closed with 1012, which makes clients reconnect and join
+    /// again; they come back where they stood.
+    fn restart(&mut self) {
+        for (user, present) in std::mem::take(&mut self.members) {
+            let member = &present.member;
+            self.last_positions
+                .insert(user, (TilePos::new(member.x, member.y), member.facing));
+            present.outbox.send_msg(&ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                message: "the space restarted after an internal error; join again".into(),
+                client_msg_id: None,
+            });
+            present.outbox.close(CLOSE_RESTARTED);
+        }
+        self.graph = PeerGraph::new(self.rules.proximity);
+        self.unlinked.clear();
+        self.pending = PendingPresence::default();
+        self.online.store(0, Ordering::Relaxed);
     }
 
     fn handle(&mut self, cmd: Command) {
@@ -183,6 +232,8 @@ impl SpaceActor {
             Command::Members { reply } => {
                 let _ = reply.send(self.member_list());
             }
+            #[cfg(test)]
+            Command::Panic => panic!("injected panic"),
         }
     }
 
@@ -207,8 +258,13 @@ impl SpaceActor {
         if let Some(pos) = asked.filter(|p| self.map.is_walkable(*p)) {
             return (pos, Facing::Down);
         }
-        let pos = self.map.spawns[self.next_spawn % self.map.spawns.len()];
-        self.next_spawn += 1;
+        // A valid map has spawns (maps.rs checks); the origin is a last resort.
+        let spawns = &self.map.spawns;
+        let pos = spawns
+            .get(self.next_spawn % spawns.len().max(1))
+            .copied()
+            .unwrap_or(TilePos::new(0, 0));
+        self.next_spawn = self.next_spawn.wrapping_add(1);
         (pos, Facing::Down)
     }
 
@@ -479,3 +535,6 @@ impl SpaceActor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

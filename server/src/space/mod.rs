@@ -128,7 +128,12 @@ impl Spaces {
 
     /// The space's handle if its actor is running.
     pub fn get(&self, id: SpaceId) -> Option<SpaceHandle> {
-        self.running.lock().ok()?.get(&id).cloned()
+        self.running
+            .lock()
+            .ok()?
+            .get(&id)
+            .filter(|h| !h.tx.is_closed())
+            .cloned()
     }
 
     /// The space's handle, starting its actor if needed.
@@ -139,7 +144,9 @@ impl Spaces {
         rules: SpaceRules,
     ) -> Option<SpaceHandle> {
         let mut running = self.running.lock().ok()?;
-        if let Some(h) = running.get(&info.id) {
+        // An actor that ended (it only does at shutdown, or if its task was
+        // lost) is replaced rather than handed out to wait forever.
+        if let Some(h) = running.get(&info.id).filter(|h| !h.tx.is_closed()) {
             return Some(h.clone());
         }
         let (tx, rx) = mpsc::channel(4096);

@@ -2,15 +2,18 @@
 //! each message, and a writer task fed by the connection's bounded [`Outbox`].
 
 use super::chat::{self, ChatInput};
+use super::decode;
+use crate::access::{accessible_channel, accessible_space};
 use crate::error::ApiError;
-use crate::http::validate;
 use crate::outbox::{
-    CLOSE_IDLE, CLOSE_SHUTDOWN, CLOSE_SLOW, CLOSE_TOO_BIG, CloseReason, Outbox, encode,
+    CLOSE_BAD_UTF8, CLOSE_IDLE, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_SHUTDOWN, CLOSE_SLOW,
+    CLOSE_TOO_BIG, CloseReason, Outbox, encode,
 };
 use crate::rate::TokenBucket;
 use crate::space::{Joiner, SpaceHandle};
 use crate::state::AppState;
 use crate::store::NewMessage;
+use crate::validate;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -21,9 +24,6 @@ use hallway_shared::protocol::{
 use hallway_shared::{ChannelId, SpaceId};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// The `type`s a client may send, to tell "unknown type" from "bad fields".
-const CLIENT_TYPES: &[&str] = &["join", "move", "chat_send", "signal", "set_status", "leave"];
 
 pub async fn run(socket: WebSocket, state: AppState, user: UserInfo) {
     let kill = state.shutdown.child_token();
@@ -56,12 +56,53 @@ pub async fn run(socket: WebSocket, state: AppState, user: UserInfo) {
         .state
         .hub
         .unregister(session.user.id, session.outbox.conn);
-    session.outbox.close(CloseReason {
-        code: 1000,
-        reason: "",
-    });
+    // The first reason given wins: a reason set while reading (slow, too big,
+    // idle, ...) stays. Otherwise a shutdown is 1001 even though the read loop
+    // saw it first, and anything else is a normal end.
+    session
+        .outbox
+        .close(if session.state.shutdown.is_cancelled() {
+            CLOSE_SHUTDOWN
+        } else {
+            CLOSE_NORMAL
+        });
     let _ = writer.await;
-    tracing::debug!(user = %session.user.id, conn = session.outbox.conn.0, "disconnected");
+    log_close(&session.user, &session.outbox);
+}
+
+/// One line per ended connection; the cuts an operator should know about
+/// (a slow or dead client, an oversized or broken frame) at warn.
+fn log_close(user: &UserInfo, outbox: &Outbox) {
+    let reason = outbox.close_reason().unwrap_or(CLOSE_NORMAL);
+    let (user, conn, code, why) = (user.id, outbox.conn.0, reason.code, reason.reason);
+    if [
+        CLOSE_SLOW,
+        CLOSE_TOO_BIG,
+        CLOSE_IDLE,
+        CLOSE_BAD_UTF8,
+        CLOSE_PROTOCOL,
+    ]
+    .contains(&reason)
+    {
+        tracing::warn!(%user, conn, code, "connection cut: {why}");
+    } else if reason.code == 1012 {
+        tracing::info!(%user, conn, code, "connection closed: {why}");
+    } else {
+        tracing::debug!(%user, conn, code, "disconnected");
+    }
+}
+
+/// The close a failed read calls for, if the server has a reason to give: an
+/// oversized message (1009), a text frame that is not UTF-8 (1007), a broken
+/// frame (1002). A vanished client gets none (there is nobody to tell).
+fn read_error_close(e: axum::Error) -> Option<CloseReason> {
+    use tokio_tungstenite::tungstenite::Error;
+    match *e.into_inner().downcast::<Error>().ok()? {
+        Error::Capacity(_) => Some(CLOSE_TOO_BIG),
+        Error::Utf8(_) => Some(CLOSE_BAD_UTF8),
+        Error::Protocol(_) => Some(CLOSE_PROTOCOL),
+        _ => None,
+    }
 }
 
 async fn write_loop(
@@ -144,10 +185,8 @@ impl Session {
                 Ok(None) => return,
                 Ok(Some(Err(e))) => {
                     tracing::debug!(user = %self.user.id, "websocket read failed: {e}");
-                    if e.to_string().to_lowercase().contains("too long")
-                        || e.to_string().to_lowercase().contains("capacity")
-                    {
-                        self.outbox.close(CLOSE_TOO_BIG);
+                    if let Some(reason) = read_error_close(e) {
+                        self.outbox.close(reason);
                     }
                     return;
                 }
@@ -186,7 +225,7 @@ impl Session {
 
     fn api_error(&self, e: &ApiError, client_msg_id: Option<&str>) {
         if let ApiError::Internal(cause) = e {
-            tracing::error!("internal error: {cause:#}");
+            tracing::error!("internal error: {cause}");
         }
         self.outbox.send_msg(&ServerMessage::Error {
             code: e.code(),
@@ -205,14 +244,12 @@ impl Session {
                 ),
             );
         }
-        let message = match serde_json::from_str::<ClientMessage>(text) {
+        let message = match decode::decode(text) {
             Ok(m) => m,
-            Err(e) => {
-                if !self.messages.try_take() {
-                    return self.api_error(&ApiError::RateLimited, None);
-                }
-                return self.parse_error(text, &e);
+            Err(_) if !self.messages.try_take() => {
+                return self.api_error(&ApiError::RateLimited, None);
             }
+            Err(rejected) => return self.error(rejected.code, rejected.message),
         };
         // Moves are limited by the space's step rate instead, which answers
         // every refused step with the true position.
@@ -274,37 +311,15 @@ impl Session {
         }
     }
 
-    fn parse_error(&self, text: &str, e: &serde_json::Error) {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Err(e) => self.error(ErrorCode::Malformed, format!("not valid JSON: {e}")),
-            Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
-                None => self.error(
-                    ErrorCode::Malformed,
-                    "expected a JSON object with a string \"type\"",
-                ),
-                Some(t) if !CLIENT_TYPES.contains(&t) => {
-                    self.error(
-                        ErrorCode::UnknownType,
-                        format!("unknown message type {t:?}"),
-                    );
-                }
-                Some(t) => self.error(ErrorCode::BadRequest, format!("invalid {t:?} message: {e}")),
-            },
-        }
-    }
-
     async fn join(&mut self, space_id: SpaceId, at: Option<hallway_shared::TilePos>) {
         let state = self.state.clone();
-        let space = match crate::http::accessible_space(&state, self.user.id, space_id).await {
+        let space = match accessible_space(&state, self.user.id, space_id).await {
             Ok(s) => s,
             Err(e) => return self.api_error(&e, None),
         };
         let Some(map) = state.maps.get(&space.map) else {
-            let e = ApiError::Internal(anyhow::anyhow!(
-                "space {} uses unknown map {}",
-                space.id,
-                space.map
-            ));
+            let e =
+                ApiError::internal(format!("space {} uses unknown map {}", space.id, space.map));
             return self.api_error(&e, None);
         };
         // Fresh details: another connection may have changed name or status.
@@ -334,7 +349,7 @@ impl Session {
         };
         let Some(handle) = state.spaces.get_or_start(info, map, rules) else {
             return self.api_error(
-                &ApiError::Internal(anyhow::anyhow!("space registry poisoned")),
+                &ApiError::internal(format!("space registry poisoned")),
                 None,
             );
         };
@@ -346,8 +361,11 @@ impl Session {
             outbox: self.outbox.clone(),
             at,
         };
-        if handle.join(joiner).await.is_ok() {
-            self.space = Some(handle);
+        match handle.join(joiner).await {
+            Ok(()) => self.space = Some(handle),
+            // The space restarted while taking the join: say so, so the client
+            // can try again instead of waiting for a `welcome`.
+            Err(e) => self.error(ErrorCode::Unavailable, format!("cannot join: {e}")),
         }
     }
 
@@ -452,7 +470,7 @@ impl Session {
         body: String,
     ) -> Result<(), ApiError> {
         let state = self.state.clone();
-        let channel = crate::http::accessible_channel(&state, self.user.id, channel_id).await?;
+        let channel = accessible_channel(&state, self.user.id, channel_id).await?;
         let space_handle = match (channel.kind, channel.space_id) {
             (ChannelKind::Space, Some(space)) => match &self.space {
                 Some(h) if h.id == space => Some(h.clone()),

@@ -2,13 +2,16 @@
 
 mod chat;
 mod connection;
+pub mod decode;
 
+use crate::access::AuthUser;
 use crate::error::ApiError;
-use crate::http::AuthUser;
 use crate::state::AppState;
+use axum::Router;
 use axum::extract::{FromRequestParts, State, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 /// The hard limit tungstenite enforces before we see a message at all; frames
 /// between [`hallway_shared::protocol::MAX_FRAME_BYTES`] and this get an
@@ -26,7 +29,12 @@ impl FromRequestParts<AppState> for WsUser {
     }
 }
 
-pub async fn upgrade(
+/// `GET /ws`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(
     State(state): State<AppState>,
     WsUser(auth): WsUser,
     ws: WebSocketUpgrade,

@@ -141,10 +141,104 @@ async fn a_huge_frame_closes_the_connection() {
         .send(Message::text("x".repeat(2 * 1024 * 1024)))
         .await;
     ann.drain(Duration::from_secs(2)).await;
-    assert!(
-        ann.closed.is_some(),
+    assert_eq!(
+        ann.closed,
+        Some(Some(1009)),
         "the server closes on a frame over its hard limit"
     );
+}
+
+/// The tile next to `from` that one can step onto.
+fn step_from(map: &hallway_shared::MapModel, from: TilePos) -> TilePos {
+    [(1, 0), (-1, 0), (0, 1), (0, -1)]
+        .map(|(dx, dy)| TilePos::new(from.x + dx, from.y + dy))
+        .into_iter()
+        .find(|p| map.is_walkable(*p))
+        .expect("a walkable neighbour")
+}
+
+#[tokio::test]
+async fn extreme_coordinates_are_refused_and_the_space_goes_on() {
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    let start = ann.pos;
+    // The move that once killed the space's actor, and its relatives.
+    for (x, y) in [
+        (i32::MIN, i32::MIN),
+        (i32::MAX, i32::MAX),
+        (i32::MIN, start.y),
+        (start.x, i32::MAX),
+        (i32::MAX, i32::MIN),
+    ] {
+        ann.send_text(format!(
+            r#"{{"type":"move","x":{x},"y":{y},"facing":"up"}}"#
+        ))
+        .await;
+        assert_eq!(
+            rejection(&mut ann).await,
+            (MoveRejection::TooFar, start),
+            "move to ({x}, {y})"
+        );
+    }
+    ann.send(&ClientMessage::Join {
+        space_id: OFFICE,
+        x: Some(i32::MIN),
+        y: Some(i32::MAX),
+    })
+    .await;
+    ann.expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
+        .await;
+    // The space still answers: a newcomer is welcomed and sees Ann, Ann's
+    // steps still reach others, and REST counts both.
+    let mut bob = s.joined("Bob").await;
+    assert!(bob.members.contains_key(&ann.user));
+    let (_, _, detail) = s
+        .get::<hallway_shared::protocol::SpaceDetail>(&ann.token, "/api/spaces/1")
+        .await;
+    assert_eq!(detail.unwrap().members.len(), 2);
+    let map = s.map(&ann.token).await;
+    let next = step_from(&map, start);
+    ann.send(&ClientMessage::Move {
+        x: next.x,
+        y: next.y,
+        facing: Facing::Up,
+    })
+    .await;
+    let ann_id = ann.user;
+    bob.expect("Ann's step", |m| {
+        matches!(m, ServerMessage::Presence { moved, .. }
+            if moved.iter().any(|mv| mv.user_id == ann_id && (mv.x, mv.y) == (next.x, next.y)))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007() {
+    use tungstenite::protocol::frame::Frame;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    let frame = Frame::message(vec![b'"', 0xff, 0xfe, b'"'], OpCode::Data(Data::Text), true);
+    ann.ws.send(Message::Frame(frame)).await.unwrap();
+    ann.drain(Duration::from_secs(2)).await;
+    assert_eq!(ann.closed, Some(Some(1007)));
+}
+
+#[tokio::test]
+async fn a_lone_surrogate_is_malformed_and_named() {
+    let s = TestServer::start().await;
+    let mut ann = s.joined("Ann").await;
+    ann.send_text(
+        r#"{"type":"chat_send","channel_id":1,"client_msg_id":"c1","body":"\ud800"}"#.into(),
+    )
+    .await;
+    let (code, message) = ann.error().await;
+    assert_eq!(code, ErrorCode::Malformed);
+    assert!(
+        message.contains("surrogate") && !message.contains("hex escape"),
+        "{message}"
+    );
+    ann.join(OFFICE).await;
 }
 
 #[tokio::test]
@@ -358,11 +452,30 @@ async fn a_second_connection_of_the_same_user_takes_over() {
 
 #[tokio::test]
 async fn shutdown_closes_websockets_as_going_away() {
-    let mut s = TestServer::start().await;
-    let mut ann = s.joined("Ann").await;
-    s.stop().await;
-    ann.drain(Duration::from_secs(2)).await;
-    assert_eq!(ann.closed, Some(Some(1001)));
+    // Once raced to 1000 in most shutdowns, so: many shutdowns, several
+    // connections each, some idle and some in the middle of walking.
+    for round in 0..8 {
+        let mut s = TestServer::start().await;
+        let mut clients = Vec::new();
+        for i in 0..4 {
+            clients.push(s.joined(&format!("P{round}x{i}")).await);
+        }
+        let map = s.map(&clients[0].token).await;
+        for c in clients.iter_mut().take(2) {
+            let next = step_from(&map, c.pos);
+            c.send(&ClientMessage::Move {
+                x: next.x,
+                y: next.y,
+                facing: Facing::Up,
+            })
+            .await;
+        }
+        s.stop().await;
+        for c in &mut clients {
+            c.drain(Duration::from_secs(2)).await;
+            assert_eq!(c.closed, Some(Some(1001)), "round {round}, user {}", c.user);
+        }
+    }
 }
 
 #[tokio::test]
