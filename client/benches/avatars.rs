@@ -84,7 +84,12 @@ fn main() {
         ice_servers: vec![],
     };
     let feed = |app: &mut App, msg: &ServerMessage| {
-        let changes = app.world_mut().resource_mut::<Session>().space.apply(msg);
+        let changes = app
+            .world_mut()
+            .resource_mut::<Session>()
+            .client
+            .space
+            .apply(msg);
         for c in changes {
             app.world_mut().write_message(SpaceChanged(c));
         }

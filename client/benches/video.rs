@@ -17,10 +17,10 @@ mod common;
 
 use common::cpu_seconds;
 use hallway_client::bot::{Bot, BotOptions};
-use hallway_client::media::camera::CameraSpec;
+use hallway_client::call::CallOptions;
+use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::video::{Stamp, VideoDecoder, VideoEncoder, psnr, test_pattern};
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::voice::VoiceOptions;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::time::{Duration, Instant};
@@ -90,11 +90,7 @@ fn codec() {
 
 fn bot(addr: &str, name: &str, at: TilePos, camera: CameraSpec) -> Bot {
     Bot::start(BotOptions {
-        voice: Some(VoiceOptions::fakes(
-            MicSpec::None,
-            SpeakerSpec::None,
-            camera,
-        )),
+        voice: Some(CallOptions::fakes(MicSpec::None, SpeakerSpec::None, camera)),
         start_at: Some(at),
         ..BotOptions::new(addr, name)
     })

@@ -15,20 +15,20 @@ mod common;
 
 use common::cpu_seconds;
 use hallway_client::bot::{Bot, BotOptions};
-use hallway_client::media::camera::CameraSpec;
+use hallway_client::call::CallOptions;
 use hallway_client::media::device::read_wav_stereo;
+use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::voice::VoiceOptions;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::path::Path;
 use std::time::Duration;
 
-fn voice(mic: MicSpec, speaker: SpeakerSpec) -> VoiceOptions {
-    VoiceOptions::fakes(mic, speaker, CameraSpec::None)
+fn voice(mic: MicSpec, speaker: SpeakerSpec) -> CallOptions {
+    CallOptions::fakes(mic, speaker, CameraSpec::None)
 }
 
-fn bot(addr: &str, name: &str, at: TilePos, v: VoiceOptions) -> Bot {
+fn bot(addr: &str, name: &str, at: TilePos, v: CallOptions) -> Bot {
     Bot::start(BotOptions {
         voice: Some(v),
         start_at: Some(at),

@@ -6,13 +6,13 @@
 //! peer's gain and pan in step with where people stand, using the rules in
 //! `hallway_shared::volume`.
 
-use crate::core::state::SpaceState;
-use crate::media::camera::{Camera, CameraSpec, CameraStats};
+use crate::core::space::SpaceState;
 use crate::media::capture::{Capture, CaptureControl, CaptureStats, EncodedFrame};
 use crate::media::device::{MicSpec, SpeakerSpec};
-use crate::media::mixer::{Mixer, MixerCommand, MixerStats};
-use crate::media::remote_video::{FrameTap, RemoteVideo, RemoteVideos};
+use crate::media::mixer::{Mixer, MixerControl, MixerStats};
 use crate::media::video::VideoFrame;
+use crate::media::video::camera::{Camera, CameraSpec, CameraStats};
+use crate::media::video::remote::{FrameTap, RemoteVideo, RemoteVideos};
 use crate::rtc::{LinkInfo, PeerManager, RtcOptions, SignalOut, VideoLinks};
 use hallway_shared::map::MapModel;
 use hallway_shared::protocol::ServerMessage;
@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
-pub struct VoiceOptions {
+pub struct CallOptions {
     pub mic: MicSpec,
     pub speaker: SpeakerSpec,
     pub noise_suppression: bool,
@@ -37,9 +37,9 @@ pub struct VoiceOptions {
     pub video_tap: Option<FrameTap>,
 }
 
-impl Default for VoiceOptions {
+impl Default for CallOptions {
     fn default() -> Self {
-        VoiceOptions {
+        CallOptions {
             mic: MicSpec::Default,
             speaker: SpeakerSpec::Default,
             noise_suppression: true,
@@ -51,12 +51,12 @@ impl Default for VoiceOptions {
     }
 }
 
-impl VoiceOptions {
+impl CallOptions {
     /// Fake (or no) devices, loopback candidates only, and no noise
     /// suppression (RNNoise removes test tones); the camera is on unless it
     /// is `None`. What bots in tests and benchmarks run with.
-    pub fn fakes(mic: MicSpec, speaker: SpeakerSpec, camera: CameraSpec) -> VoiceOptions {
-        VoiceOptions {
+    pub fn fakes(mic: MicSpec, speaker: SpeakerSpec, camera: CameraSpec) -> CallOptions {
+        CallOptions {
             mic,
             speaker,
             noise_suppression: false,
@@ -72,7 +72,7 @@ impl VoiceOptions {
 
 /// One peer as voice sees it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct VoicePeer {
+pub struct CallPeer {
     pub user_id: UserId,
     pub link: Option<LinkInfo>,
     /// When the server put this peer in our list.
@@ -80,7 +80,7 @@ pub struct VoicePeer {
     pub audio: Option<crate::media::PeerAudioStats>,
 }
 
-pub struct Voice {
+pub struct Call {
     capture: Capture,
     mixer: Mixer,
     camera: Camera,
@@ -91,14 +91,14 @@ pub struct Voice {
     deafened: bool,
 }
 
-impl Voice {
+impl Call {
     /// Starts the media threads and the peer manager on `rt`; signals go out
     /// through `signal_out`.
     pub fn start(
         rt: &tokio::runtime::Handle,
-        options: VoiceOptions,
+        options: CallOptions,
         signal_out: SignalOut,
-    ) -> Result<Voice, webrtc::Error> {
+    ) -> Result<Call, webrtc::Error> {
         let (uplink_tx, uplink_rx) = crossbeam_channel::bounded::<EncodedFrame>(64);
         let capture = Capture::start(options.mic, options.noise_suppression, uplink_tx);
         let mixer = Mixer::start(options.speaker);
@@ -118,7 +118,7 @@ impl Voice {
             mixer.sender(),
             video,
         )?;
-        Ok(Voice {
+        Ok(Call {
             capture,
             mixer,
             camera,
@@ -183,8 +183,11 @@ impl Voice {
             };
             let their = spot(m.x, m.y);
             let gain = peer_gain(&cfg, my_spot, their);
-            let pan = stereo_pan((m.x - me.x) as f32, (m.y - me.y) as f32);
-            self.mixer.send(MixerCommand::Spatial {
+            // In i64: positions come from the server and may be anything.
+            let dx = (i64::from(m.x) - i64::from(me.x)) as f32;
+            let dy = (i64::from(m.y) - i64::from(me.y)) as f32;
+            let pan = stereo_pan(dx, dy);
+            self.mixer.control(MixerControl::Spatial {
                 peer: peer.user_id,
                 gain,
                 pan,
@@ -207,7 +210,7 @@ impl Voice {
     /// Deafened: hear nobody and send nothing (as in Mumble).
     pub fn set_deafened(&mut self, deafened: bool) {
         self.deafened = deafened;
-        self.mixer.send(MixerCommand::Deafen(deafened));
+        self.mixer.control(MixerControl::Deafen(deafened));
         self.set_muted(deafened);
     }
 
@@ -235,7 +238,7 @@ impl Voice {
 
     pub fn set_volume(&mut self, peer: UserId, volume: f32) {
         self.volumes.insert(peer, volume);
-        self.mixer.send(MixerCommand::Volume { peer, volume });
+        self.mixer.control(MixerControl::Volume { peer, volume });
     }
 
     pub fn volume(&self, peer: UserId) -> f32 {
@@ -247,7 +250,7 @@ impl Voice {
     }
 
     pub fn set_speaker(&self, speaker: SpeakerSpec) {
-        self.mixer.send(MixerCommand::SetSpeaker(speaker));
+        self.mixer.control(MixerControl::SetSpeaker(speaker));
     }
 
     /// Am I speaking (voice detected and transmitting)?
@@ -310,13 +313,13 @@ impl Voice {
     }
 
     /// Everyone in the current peer list with their link and audio state.
-    pub fn peers(&self) -> Vec<VoicePeer> {
+    pub fn peers(&self) -> Vec<CallPeer> {
         let links = self.rtc.links();
         let mut audio = self.mixer.stats().peers;
-        let mut out: Vec<VoicePeer> = self
+        let mut out: Vec<CallPeer> = self
             .since
             .iter()
-            .map(|(id, since)| VoicePeer {
+            .map(|(id, since)| CallPeer {
                 user_id: *id,
                 link: links.get(id).cloned(),
                 since: *since,
@@ -333,5 +336,10 @@ impl Voice {
 
     pub fn try_event(&self) -> Option<crate::rtc::RtcEvent> {
         self.rtc.try_event()
+    }
+
+    /// The peer manager's events, to wait on (see [`Call::try_event`]).
+    pub fn events(&self) -> &crossbeam_channel::Receiver<crate::rtc::RtcEvent> {
+        self.rtc.events()
     }
 }

@@ -1,17 +1,20 @@
 //! The Hallway desktop client: a Bevy-free [`core`] (REST, the WebSocket
-//! session, client state, settings, an in-process server), proximity
-//! [`voice`] ([`media`] pipeline and [`rtc`] peers), a headless [`bot`], and
-//! the Bevy [`app`] on top of it.
+//! session, client state, settings, walking, the message pump), the proximity
+//! [`call`] (voice and video: the [`media`] pipeline and the [`rtc`] peers), a
+//! headless [`bot`], and the Bevy `app` on top of them (the `app` feature,
+//! with the in-process server).
 #![forbid(unsafe_code)]
 // Bevy queries name their filters in their types; aliases would hide them.
 #![allow(clippy::type_complexity)]
 
+#[cfg(feature = "app")]
 pub mod app;
 pub mod bot;
+pub mod call;
+pub mod client;
 pub mod core;
 pub mod media;
 pub mod rtc;
-pub mod voice;
 
 pub use hallway_shared as shared;
 

@@ -8,7 +8,7 @@ use hallway_client::app::{self, args::Args};
 fn main() -> AppExit {
     let args = Args::parse();
     if let Some(walk) = &args.walk
-        && let Err(e) = app::office::movement::parse_route(walk)
+        && let Err(e) = hallway_client::core::walk::parse_route(walk)
     {
         eprintln!("--walk: {e}");
         return AppExit::from_code(2);
@@ -26,7 +26,7 @@ fn main() -> AppExit {
         return AppExit::from_code(2);
     }
     if let Some(camera) = &args.fake_camera
-        && let Err(e) = hallway_client::media::camera::CameraSpec::parse_fake(camera)
+        && let Err(e) = hallway_client::media::video::camera::CameraSpec::parse_fake(camera)
     {
         eprintln!("--fake-camera: {e}");
         return AppExit::from_code(2);

@@ -3,8 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use hallway_client::core::api::Api;
+use hallway_client::core::chat::ChatState;
 use hallway_client::core::net::{self, NetEvent, NetHandle};
-use hallway_client::core::state::{ChatState, SpaceState};
+use hallway_client::core::space::SpaceState;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::protocol::{ClientMessage, ServerMessage};
 use hallway_shared::{Facing, SpaceId, TilePos, UserId};
@@ -148,7 +149,7 @@ impl Client {
 
 /// A shortest walkable path from `from` to `to`, using the app's own path finding.
 fn path(map: &hallway_shared::MapModel, from: TilePos, to: TilePos) -> Vec<(i32, i32)> {
-    use hallway_client::app::office::movement::{direction_towards, step};
+    use hallway_client::core::walk::{direction_towards, step};
     let mut out = vec![];
     let mut p = from;
     while p != to {
@@ -255,12 +256,14 @@ fn a_refused_token_stops_the_session() {
     }
 }
 
+/// Hosting lives with the app (the `app` feature).
+#[cfg(feature = "app")]
 #[test]
 fn this_computer_hosts_a_server_others_can_reach() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let hosted = rt
-        .block_on(hallway_client::core::host::HostedServer::start(
+        .block_on(hallway_client::app::host::HostedServer::start(
             dir.path().to_owned(),
         ))
         .unwrap();

@@ -13,7 +13,7 @@ use hallway_client::app::office::movement::{
     MoveIntent, Route, STEP_SECONDS, apply_movement, correct_position,
 };
 use hallway_client::core::net::{self, Detached};
-use hallway_client::core::state::Change;
+use hallway_client::core::space::Change;
 use hallway_shared::map::Zone;
 use hallway_shared::protocol::{ClientMessage, Member, Status};
 use hallway_shared::{Facing, MapModel, TilePos, UserId, ZoneId};

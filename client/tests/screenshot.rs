@@ -142,7 +142,7 @@ fn the_office_shows_the_map_both_avatars_and_the_side_panel() {
     let mut pos = here.unwrap();
     let target = hallway_shared::TilePos::new(14, 9);
     while pos != target {
-        use hallway_client::app::office::movement::{direction_towards, step};
+        use hallway_client::core::walk::{direction_towards, step};
         let dir = direction_towards(&map, pos, target).unwrap();
         pos = step(pos, dir);
         bo.send(ClientMessage::Move {
@@ -269,9 +269,9 @@ fn pattern_runs(img: &RgbImage, y: u32) -> usize {
 #[test]
 fn video_shows_in_a_bubble_over_the_peer_and_in_the_strip() {
     use hallway_client::bot::{Bot, BotOptions};
-    use hallway_client::media::camera::CameraSpec;
+    use hallway_client::call::CallOptions;
+    use hallway_client::media::video::camera::CameraSpec;
     use hallway_client::media::{MicSpec, SpeakerSpec};
-    use hallway_client::voice::VoiceOptions;
     if !have_display() {
         return;
     }
@@ -279,12 +279,12 @@ fn video_shows_in_a_bubble_over_the_peer_and_in_the_strip() {
     let addr = server.addr.to_string();
     // Bo, with the fake camera, two tiles right of where the app will stand.
     let bo = Bot::start(BotOptions {
-        voice: Some(VoiceOptions {
+        voice: Some(CallOptions {
             mic: MicSpec::None,
             speaker: SpeakerSpec::None,
             camera: CameraSpec::Pattern,
             camera_on: true,
-            ..VoiceOptions::default()
+            ..CallOptions::default()
         }),
         start_at: Some(hallway_shared::TilePos::new(14, 9)),
         space: Some("Office".into()),

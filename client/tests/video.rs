@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use hallway_client::bot::{Bot, BotOptions};
-use hallway_client::media::camera::CameraSpec;
+use hallway_client::call::CallOptions;
+use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::video::{VideoFrame, psnr, read_stamp, test_pattern};
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::voice::VoiceOptions;
 use hallway_shared::{TilePos, UserId};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,11 +24,7 @@ fn video_bot(
     out: Option<PathBuf>,
 ) -> Bot {
     Bot::start(BotOptions {
-        voice: Some(VoiceOptions::fakes(
-            MicSpec::None,
-            SpeakerSpec::None,
-            camera,
-        )),
+        voice: Some(CallOptions::fakes(MicSpec::None, SpeakerSpec::None, camera)),
         start_at: Some(at),
         video_out: out,
         ..BotOptions::new(&server.addr, name)

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use hallway_client::bot::{Bot, BotOptions};
+use hallway_client::call::CallOptions;
 use hallway_client::media::device::read_wav_stereo;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
-use hallway_client::voice::VoiceOptions;
 use hallway_shared::TilePos;
 use hallway_shared::volume::distance_gain;
 use std::time::Duration;
@@ -259,14 +259,14 @@ fn no_microphone_or_speaker_is_not_a_crash() {
     let talker = voice_bot(&server, "Ann", 440.0, TilePos::new(20, 9), None);
     // Devices that do not exist on any machine: the bot says so and carries on.
     let deviceless = Bot::start(BotOptions {
-        voice: Some(VoiceOptions {
+        voice: Some(CallOptions {
             mic: MicSpec::Named("No Such Microphone".into()),
             speaker: SpeakerSpec::Named("No Such Speaker".into()),
             noise_suppression: true,
             rtc: RtcOptions {
                 loopback_only: true,
             },
-            ..VoiceOptions::default()
+            ..CallOptions::default()
         }),
         start_at: Some(TilePos::new(22, 9)),
         ..BotOptions::new(&server.addr, "Bo")
@@ -337,6 +337,7 @@ fn offers_follow_the_protocol_and_restart_brings_a_new_session() {
     ));
     assert!(video.contains("a=rtcp-fb:125 nack pli") && video.contains("a=rtcp-fb:125 ccm fir"));
     assert!(video.contains("a=sendrecv"));
+    assert_fingerprints_per_section(&sdp);
     assert!(first < 1 << 53, "session fits a JSON number");
     // "My side failed, start over": Ann offers again with a new session.
     raw.send(ClientMessage::Signal {
@@ -358,4 +359,126 @@ fn offers_follow_the_protocol_and_restart_brings_a_new_session() {
             assert_ne!(payload["kind"], "offer", "offered again on a stale restart");
         }
     }
+}
+
+/// One `a=fingerprint` in every m-section and none at session level
+/// (protocol.md 6.4).
+fn assert_fingerprints_per_section(sdp: &str) {
+    let mut sections = sdp.split("\r\nm=");
+    let session = sections.next().unwrap_or_default();
+    assert!(
+        !session.contains("a=fingerprint"),
+        "session level: {session}"
+    );
+    let mut n = 0;
+    for section in sections {
+        assert_eq!(
+            section.matches("a=fingerprint:sha-256 ").count(),
+            1,
+            "m={section}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 2, "audio and video");
+}
+
+/// The lines of the m-section that starts with `m=<kind>`.
+fn section<'a>(sdp: &'a str, kind: &str) -> Vec<&'a str> {
+    let start = sdp.find(&format!("m={kind}")).expect("the m-section");
+    let rest = &sdp[start..];
+    let end = rest[2..].find("\r\nm=").map_or(rest.len(), |i| i + 2);
+    rest[..end].lines().map(str::trim_end).collect()
+}
+
+/// A hand-written offerer whose offer has no Opus fmtp and asks for NACK and
+/// REMB (as some stacks do): the Hallway answer states its own format
+/// parameters and feedback under the offer's payload types, not the offer's.
+#[test]
+fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
+    use hallway_client::core::api::Api;
+    use hallway_client::core::net::{self, NetEvent};
+    use hallway_shared::protocol::{ClientMessage, ServerMessage};
+    let server = Server::start(false);
+    // The raw peer joins first: the lower id offers.
+    let api = Api::new(&server.addr);
+    let auth = server.rt.block_on(api.guest("Raw")).unwrap();
+    let api = api.with_token(auth.token.clone());
+    let space = server.rt.block_on(api.spaces()).unwrap()[0].id;
+    let raw = net::spawn(server.rt.handle(), api.ws_url(), auth.token.clone());
+    raw.send(ClientMessage::Join {
+        space_id: space,
+        x: Some(22),
+        y: Some(9),
+    });
+    let bo = voice_bot(&server, "Bo", 440.0, TilePos::new(20, 9), None);
+    assert!(auth.user.id < bo.user_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut offered = false;
+    let answer = loop {
+        assert!(std::time::Instant::now() < deadline, "no answer");
+        let Some(NetEvent::Message(msg)) = raw.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        match *msg {
+            ServerMessage::Proximity { peers }
+                if !offered && peers.iter().any(|p| p.user_id == bo.user_id) =>
+            {
+                let fingerprint = (0..32)
+                    .map(|i| format!("{i:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":");
+                let offer = [
+                    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+                    &format!("a=fingerprint:sha-256 {fingerprint}"),
+                    "m=audio 9 UDP/TLS/RTP/SAVPF 109", "c=IN IP4 0.0.0.0",
+                    "a=ice-ufrag:rawpeer", "a=ice-pwd:rawpeerpasswordrawpeerpass",
+                    "a=setup:actpass", "a=mid:0", "a=sendrecv", "a=rtcp-mux",
+                    "a=rtpmap:109 opus/48000/2", "a=rtcp-fb:109 nack", "a=rtcp-fb:109 goog-remb",
+                    "a=ssrc:1111 cname:raw",
+                    "m=video 9 UDP/TLS/RTP/SAVPF 102", "c=IN IP4 0.0.0.0",
+                    "a=ice-ufrag:rawpeer", "a=ice-pwd:rawpeerpasswordrawpeerpass",
+                    "a=setup:actpass", "a=mid:1", "a=sendrecv", "a=rtcp-mux",
+                    "a=rtpmap:102 H264/90000",
+                    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+                    "a=rtcp-fb:102 nack", "a=rtcp-fb:102 goog-remb", "a=rtcp-fb:102 transport-cc",
+                    "a=ssrc:2222 cname:raw", "",
+                ]
+                .join("\r\n");
+                raw.send(ClientMessage::Signal {
+                    to: bo.user_id,
+                    payload: serde_json::json!({"kind": "offer", "sdp": offer, "session": 77}),
+                });
+                offered = true;
+            }
+            ServerMessage::Signal { from, payload }
+                if from == bo.user_id && payload["kind"] == "answer" =>
+            {
+                assert_eq!(payload["session"], 77);
+                break payload["sdp"].as_str().unwrap().to_owned();
+            }
+            _ => {}
+        }
+    };
+    let audio = section(&answer, "audio");
+    assert!(audio.contains(&"a=rtpmap:109 opus/48000/2"), "{audio:?}");
+    assert!(
+        audio.contains(&"a=fmtp:109 minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=32000"),
+        "{audio:?}"
+    );
+    assert!(
+        !audio.iter().any(|l| l.starts_with("a=rtcp-fb:")),
+        "{audio:?}"
+    );
+    let video = section(&answer, "video");
+    assert!(video.contains(&"a=rtpmap:102 H264/90000"), "{video:?}");
+    assert!(video.contains(&"a=rtcp-fb:102 nack pli") && video.contains(&"a=rtcp-fb:102 ccm fir"));
+    assert!(
+        !video.contains(&"a=rtcp-fb:102 nack"),
+        "plain NACK echoed: {video:?}"
+    );
+    assert!(
+        !answer.contains("goog-remb") && !answer.contains("transport-cc"),
+        "{answer}"
+    );
+    assert_fingerprints_per_section(&answer);
 }

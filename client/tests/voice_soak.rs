@@ -6,9 +6,9 @@
 mod common;
 use common::{Server, voice_bot};
 use hallway_client::bot::{Bot, BotOptions};
-use hallway_client::media::camera::CameraSpec;
+use hallway_client::call::CallOptions;
+use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::voice::VoiceOptions;
 use hallway_shared::TilePos;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ fn two_hundred_connect_leave_cycles_do_not_leak() {
     let b = Bot::start(BotOptions {
         step: Duration::from_millis(10),
         ..BotOptions {
-            voice: Some(VoiceOptions::fakes(
+            voice: Some(CallOptions::fakes(
                 MicSpec::Tone(1000.0),
                 SpeakerSpec::None,
                 CameraSpec::Pattern,

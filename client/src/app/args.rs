@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Hallway: a virtual office. Walk up to people to talk.
 #[derive(Parser, Debug, Clone, Default, Resource)]
-#[command(name = "hallway", version, about)]
+#[command(name = "hallway", version)]
 pub struct Args {
     /// Server address (e.g. 192.168.1.20:8080); without it, the one last used,
     /// or a server on this computer.

@@ -3,14 +3,15 @@
 //! over a crossbeam channel and drained each frame. Nothing here blocks a
 //! Bevy system.
 
+use crate::app::host::{HostError, HostedServer};
+use crate::call::{Call, CallOptions};
+use crate::client::{Client, Update};
 use crate::core::api::{Api, ApiError};
-use crate::core::host::HostedServer;
 use crate::core::net::{self, NetEvent, NetHandle};
 use crate::core::settings::Settings;
-use crate::core::state::{Change, ChatState, SpaceState};
-use crate::media::camera::CameraSpec;
+use crate::core::space::Change;
+use crate::media::video::camera::CameraSpec;
 use crate::media::{MicSpec, SpeakerSpec};
-use crate::voice::{Voice, VoiceOptions};
 use bevy::prelude::*;
 use hallway_shared::protocol::{AuthResponse, ChannelInfo, ClientMessage, MessagePage, SpaceInfo};
 use hallway_shared::{ChannelId, MapModel, SpaceId};
@@ -20,7 +21,7 @@ use std::sync::Arc;
 /// Results of async work, delivered to Bevy.
 #[derive(Debug)]
 pub enum Reply {
-    Hosted(Result<(String, Vec<String>), String>),
+    Hosted(Result<(String, Vec<String>), HostError>),
     LoggedIn {
         server: String,
         result: Result<AuthResponse, ApiError>,
@@ -85,16 +86,13 @@ pub struct Session {
     pub api: Option<Api>,
     pub user: Option<hallway_shared::protocol::UserInfo>,
     pub net: Option<NetHandle>,
-    pub space: SpaceState,
-    pub chat: ChatState,
-    pub map: Option<MapModel>,
+    /// The space, chat and call state, fed by the one message pump.
+    pub client: Client,
     pub status: ConnectionStatus,
     /// Set when the app hosts the server.
     pub hosted: Option<HostedInfo>,
     pub settings: Settings,
     pub error: Option<String>,
-    /// Proximity voice, while connected.
-    pub voice: Option<Voice>,
     /// Devices from the command line (fakes), which override the settings.
     pub fake_mic: Option<MicSpec>,
     pub fake_speaker: Option<SpeakerSpec>,
@@ -137,14 +135,14 @@ impl Session {
         let net = net::spawn(&bridge.handle(), api.ws_url(), token.to_owned());
         let sender = net.sender();
         self.net = Some(net);
-        self.chat = ChatState::new();
+        self.client.chat = crate::core::chat::ChatState::new();
         self.start_voice(bridge, sender);
     }
 
     /// The voice options from the settings and the command line.
-    pub fn voice_options(&self) -> VoiceOptions {
+    pub fn voice_options(&self) -> CallOptions {
         let audio = &self.settings.audio;
-        VoiceOptions {
+        CallOptions {
             mic: self.fake_mic.clone().unwrap_or_else(|| {
                 audio
                     .input_device
@@ -173,12 +171,12 @@ impl Session {
     }
 
     fn start_voice(&mut self, bridge: &Bridge, sender: net::NetSender) {
-        // The old voice (and its peer connections) goes first.
-        self.voice = None;
+        // The old call (and its peer connections) goes first.
+        self.client.call = None;
         let out: crate::rtc::SignalOut = Arc::new(move |to, payload| {
             sender.send(ClientMessage::Signal { to, payload });
         });
-        match Voice::start(&bridge.handle(), self.voice_options(), out) {
+        match Call::start(&bridge.handle(), self.voice_options(), out) {
             Ok(mut voice) => {
                 let audio = &self.settings.audio;
                 voice.set_muted(audio.muted);
@@ -186,7 +184,7 @@ impl Session {
                 for (user, volume) in &audio.volumes {
                     voice.set_volume(hallway_shared::UserId(*user), *volume);
                 }
-                self.voice = Some(voice);
+                self.client.call = Some(voice);
                 self.voice_error = None;
             }
             Err(e) => self.voice_error = Some(format!("voice is off: {e}")),
@@ -207,7 +205,7 @@ pub(super) fn plugin(app: &mut App) {
         .unwrap_or_default();
     app.insert_resource(Session {
         settings: Settings::load(),
-        chat: ChatState::new(),
+        client: Client::new(),
         fake_mic: args
             .fake_mic
             .as_deref()
@@ -242,7 +240,8 @@ fn drain_replies(bridge: Res<Bridge>, mut out: MessageWriter<ReplyMessage>) {
     }
 }
 
-/// Applies everything the server sent since the last frame.
+/// Applies everything the server sent since the last frame, through the
+/// message pump, and turns what it did into Bevy messages.
 fn drain_network(
     mut session: ResMut<Session>,
     time: Res<Time>,
@@ -251,60 +250,34 @@ fn drain_network(
 ) {
     let session = &mut *session;
     let Some(net) = &session.net else { return };
-    let mut events = Vec::new();
     while let Some(event) = net.try_recv() {
-        events.push(event);
-    }
-    for event in events {
-        match &event {
-            NetEvent::Message(msg) => {
-                for change in session.space.apply(msg) {
-                    if change == Change::Welcomed {
-                        // A (re)join: resend chat that was never acknowledged.
-                        for m in session.chat.resend() {
-                            session.send(m);
-                        }
-                    }
+        for update in session.client.absorb(event, net) {
+            match update {
+                Update::Space(change) => {
                     changes.write(SpaceChanged(change));
                 }
-                if let Some(voice) = session.voice.as_mut() {
-                    voice.on_message(msg, &session.space, session.map.as_ref());
+                Update::Message(_) => {}
+                Update::Connection(event) => {
+                    session.status = match &event {
+                        NetEvent::Connecting { attempt } => {
+                            ConnectionStatus::Connecting { attempt: *attempt }
+                        }
+                        NetEvent::Connected => ConnectionStatus::Online,
+                        NetEvent::Disconnected { reason, retry_in } => ConnectionStatus::Retrying {
+                            reason: reason.clone(),
+                            at: time.elapsed_secs_f64() + retry_in.as_secs_f64(),
+                        },
+                        NetEvent::Replaced => ConnectionStatus::Replaced,
+                        NetEvent::Unauthorized => {
+                            session.error =
+                                Some("Your session has ended; please log in again.".into());
+                            ConnectionStatus::Offline
+                        }
+                        NetEvent::Message(_) => continue,
+                    };
+                    connection.write(Connection(event));
                 }
-                let me = session.space.me;
-                session.chat.apply(msg, me);
-                if let hallway_shared::protocol::ServerMessage::Error {
-                    message,
-                    client_msg_id: None,
-                    ..
-                } = &**msg
-                {
-                    session.chat.notices.push(message.clone());
-                }
             }
-            NetEvent::Connecting { attempt } => {
-                session.status = ConnectionStatus::Connecting { attempt: *attempt };
-            }
-            NetEvent::Connected => session.status = ConnectionStatus::Online,
-            NetEvent::Disconnected { reason, retry_in } => {
-                if let Some(voice) = session.voice.as_mut() {
-                    voice.hang_up();
-                }
-                session.status = ConnectionStatus::Retrying {
-                    reason: reason.clone(),
-                    at: time.elapsed_secs_f64() + retry_in.as_secs_f64(),
-                };
-            }
-            NetEvent::Replaced => {
-                session.status = ConnectionStatus::Replaced;
-                session.voice = None;
-            }
-            NetEvent::Unauthorized => {
-                session.status = ConnectionStatus::Offline;
-                session.error = Some("Your session has ended; please log in again.".into());
-            }
-        }
-        if !matches!(event, NetEvent::Message(_)) {
-            connection.write(Connection(event));
         }
     }
 }

@@ -1,9 +1,19 @@
 //! "This computer": the server crate run inside the app, on the network
-//! runtime, reachable from the local network.
+//! runtime, reachable from the local network. It lives with the app: the
+//! core and the bot know nothing of the server.
 
-use hallway_server::{Config, RunningServer};
+use hallway_server::{Config, RunningServer, ServeError};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+
+/// Why "This computer" could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("no data directory on this system")]
+    NoDataDir,
+    #[error(transparent)]
+    Server(#[from] ServeError),
+}
 
 /// The preferred port; if taken, any free one.
 pub const PREFERRED_PORT: u16 = 8080;
@@ -19,7 +29,7 @@ pub struct HostedServer {
 
 impl HostedServer {
     /// Starts a server on all interfaces, keeping its data in `data_dir`.
-    pub async fn start(data_dir: PathBuf) -> anyhow::Result<HostedServer> {
+    pub async fn start(data_dir: PathBuf) -> Result<HostedServer, ServeError> {
         let config = Config::new(&data_dir);
         let preferred: SocketAddr = (IpAddr::from([0, 0, 0, 0]), PREFERRED_PORT).into();
         let server = match RunningServer::start(preferred, config.clone()).await {
@@ -39,7 +49,7 @@ impl HostedServer {
         })
     }
 
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> Result<(), ServeError> {
         self.server.stop().await
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod args;
 pub mod bridge;
+pub mod host;
+pub mod input;
 pub mod office;
 pub mod screens;
 pub mod screenshot;
@@ -37,6 +39,7 @@ pub fn plugin(app: &mut App) {
     );
     app.add_plugins((
         bridge::plugin,
+        input::plugin,
         screens::plugin,
         office::plugin,
         ui::plugin,

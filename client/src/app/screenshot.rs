@@ -63,12 +63,12 @@ fn take_screenshot(
         exit.write(AppExit::from_code(1));
         return;
     }
-    let members = session.space.members.len();
+    let members = session.client.space.members.len();
     // Not while a scripted walk is still going.
     let settled = route.0.is_empty() && player.single().is_ok_and(|g| !g.is_moving());
     // With the camera on, my picture is shown; peers connected a moment
     // ago have had time to send theirs.
-    let video_settled = session.voice.as_ref().is_none_or(|v| {
+    let video_settled = session.client.call.as_ref().is_none_or(|v| {
         (!v.camera_on() || videos.feeds.contains_key(&super::video::Feed::Me))
             && v.links().values().all(|l| {
                 l.connected_at

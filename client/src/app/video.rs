@@ -1,7 +1,7 @@
 //! Video in the office: each connected person's picture in a bubble above
 //! their avatar and in the strip along the top of the map (click one to
 //! enlarge it), and my own picture first in the strip. Pictures are decoded
-//! off the Bevy thread (see `media::remote_video`); here a picture is only
+//! off the Bevy thread (see `media::video::remote`); here a picture is only
 //! copied into its texture when a new one has arrived, and one texture per
 //! person serves both the bubble (a Bevy sprite) and the strip (egui).
 
@@ -9,6 +9,7 @@ use super::bridge::Session;
 use super::office::avatars::{Avatar, FRAME};
 use super::screens::Screen;
 use crate::media::video::VideoFrame;
+use crate::rtc::LinkState;
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
@@ -71,12 +72,12 @@ pub fn update_video_textures(
     mut egui_textures: ResMut<EguiUserTextures>,
 ) {
     let mut current: Vec<(Feed, u64, Arc<VideoFrame>)> = Vec::new();
-    if let Some(voice) = session.voice.as_ref() {
+    if let Some(voice) = session.client.call.as_ref() {
         if let Some((seq, frame)) = voice.preview() {
             current.push((Feed::Me, seq, frame));
         }
         for (peer, video) in voice.videos() {
-            if video.live() && session.space.is_peer(peer) {
+            if video.live() && session.client.space.is_peer(peer) {
                 current.push((Feed::Peer(peer), video.seq, video.frame));
             }
         }
@@ -214,11 +215,13 @@ pub fn draw_strip(
 ) -> f32 {
     // People connected (or connecting) to me without a picture get a tile too.
     let links = session
-        .voice
+        .client
+        .call
         .as_ref()
         .map(|v| v.links())
         .unwrap_or_default();
     let without_video: Vec<(UserId, &'static str)> = session
+        .client
         .space
         .peers
         .iter()
@@ -226,7 +229,7 @@ pub fn draw_strip(
         .map(|p| {
             let connected = links
                 .get(&p.user_id)
-                .is_some_and(|l| l.connected_at.is_some() && l.state == "connected");
+                .is_some_and(|l| l.connected_at.is_some() && l.state == LinkState::Connected);
             (
                 p.user_id,
                 if connected {
@@ -243,6 +246,7 @@ pub fn draw_strip(
     let name = |feed: Feed| match feed {
         Feed::Me => "You".to_owned(),
         Feed::Peer(id) => session
+            .client
             .space
             .members
             .get(&id)

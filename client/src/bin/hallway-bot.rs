@@ -6,18 +6,20 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hallway_client::app::office::movement::parse_route;
 use hallway_client::bot::{Bot, BotOptions};
-use hallway_client::media::camera::CameraSpec;
+use hallway_client::call::CallOptions;
+use hallway_client::core::walk::parse_route;
+use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
-use hallway_client::voice::VoiceOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A headless Hallway client.
+/// A headless Hallway client: joins a space as a guest, walks a path, stays,
+/// and prints a JSON report; with fake devices it talks, listens and sends
+/// video through the real call pipeline.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Server address, e.g. 127.0.0.1:8080.
     #[arg(long)]
@@ -63,9 +65,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     hallway_client::init_logging("warn");
     let args = Args::parse();
-    let route = parse_route(&args.path).map_err(anyhow::Error::msg)?;
+    let route = parse_route(&args.path).context("--path")?;
     let camera = match &args.fake_camera {
-        Some(s) => Some(CameraSpec::parse_fake(s).map_err(anyhow::Error::msg)?),
+        Some(s) => Some(CameraSpec::parse_fake(s).context("--fake-camera")?),
         None => None,
     };
     if let Some(dir) = &args.video_out {
@@ -77,14 +79,14 @@ fn main() -> anyhow::Result<()> {
         || args.video_out.is_some();
     let voice = if call {
         let mic = match &args.fake_mic {
-            Some(s) => MicSpec::parse_fake(s).map_err(anyhow::Error::msg)?,
+            Some(s) => MicSpec::parse_fake(s).context("--fake-mic")?,
             None => MicSpec::None,
         };
         let speaker = match &args.audio_out {
-            Some(s) => SpeakerSpec::parse(s).map_err(anyhow::Error::msg)?,
+            Some(s) => SpeakerSpec::parse(s).context("--audio-out")?,
             None => SpeakerSpec::None,
         };
-        Some(VoiceOptions {
+        Some(CallOptions {
             mic,
             speaker,
             noise_suppression: args.noise_suppression,
@@ -93,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             },
             camera_on: camera.is_some(),
             camera: camera.unwrap_or(CameraSpec::None),
-            ..VoiceOptions::default()
+            ..CallOptions::default()
         })
     } else {
         None

@@ -9,12 +9,15 @@ use hallway_shared::protocol::{
 use hallway_shared::{ChannelId, MapModel, MessageId, SpaceId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
+/// What went wrong with a REST call. Cloneable (replies travel to the UI),
+/// so the causes are shared.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("cannot reach the server: {0}")]
-    Network(String),
+    Network(#[source] Arc<reqwest::Error>),
     #[error("{message}")]
     Server {
         status: u16,
@@ -22,7 +25,7 @@ pub enum ApiError {
         message: String,
     },
     #[error("the server sent something unexpected: {0}")]
-    Decode(String),
+    Decode(#[source] Arc<serde_json::Error>),
 }
 
 impl ApiError {
@@ -106,14 +109,14 @@ impl Api {
         let resp = req
             .send()
             .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
+            .map_err(|e| ApiError::Network(Arc::new(e)))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
+            .map_err(|e| ApiError::Network(Arc::new(e)))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()));
+            return serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(Arc::new(e)));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => Err(ApiError::Server {

@@ -1,10 +1,11 @@
 //! The Bevy-free core: REST calls, the WebSocket session with reconnects, the
-//! state a client keeps about its space and chat, remembered settings, and a
-//! server hosted in-process. The desktop app wraps it in Bevy resources; a
-//! headless bot and the tests use it directly.
+//! state a client keeps about its space and chat, remembered settings, and
+//! walking. It knows nothing of media, Bevy or the server; the call, the
+//! message pump ([`crate::client`]), the bot and the app build on it.
 
 pub mod api;
-pub mod host;
+pub mod chat;
 pub mod net;
 pub mod settings;
-pub mod state;
+pub mod space;
+pub mod walk;

@@ -66,6 +66,11 @@ impl NetHandle {
         self.events.try_recv().ok()
     }
 
+    /// The events themselves, to wait on together with other channels.
+    pub fn events(&self) -> &crossbeam_channel::Receiver<NetEvent> {
+        &self.events
+    }
+
     /// Waits up to `timeout` for the next event (for bots and tests, not Bevy).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<NetEvent> {
         self.events.recv_timeout(timeout).ok()

@@ -5,8 +5,8 @@
 //! the thread says so in its stats and keeps retrying every few seconds, so a
 //! microphone plugged in later starts working.
 
-use super::codec::VoiceEncoder;
 use super::device::{MicSpec, open_source};
+use super::opus::VoiceEncoder;
 use super::{FRAME, MonoFrame, rms};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

@@ -5,9 +5,9 @@
 //! values over one frame, so walking around never clicks. The thread owns all
 //! per-peer state; everything else talks to it through a channel.
 
-use super::codec::VoiceDecoder;
 use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, WavSink, open_sink};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
+use super::opus::VoiceDecoder;
 use super::{FRAME, MonoFrame, StereoFrame, rms};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hallway_shared::UserId;
@@ -15,17 +15,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Messages to the mixer thread.
+/// An RTP packet's Opus payload from `peer`'s connection number `session`.
+/// Packets travel on a bounded queue that drops when full, as a network would.
 #[derive(Debug)]
-pub enum MixerCommand {
-    /// An RTP packet's Opus payload from `peer`'s connection number `session`.
-    Packet {
-        peer: UserId,
-        session: u64,
-        timestamp: u32,
-        payload: Vec<u8>,
-        arrival: Instant,
-    },
+pub struct MixerPacket {
+    pub peer: UserId,
+    pub session: u64,
+    pub timestamp: u32,
+    pub payload: Vec<u8>,
+    pub arrival: Instant,
+}
+
+/// Orders for the mixer thread. They travel apart from packets, on a queue
+/// that never drops: a burst of packets cannot lose a `Remove`.
+#[derive(Debug)]
+pub enum MixerControl {
     /// Where the peer is heard: `gain` from the distance curve, `pan` as
     /// (left, right) equal-power gains.
     Spatial {
@@ -38,8 +42,12 @@ pub enum MixerCommand {
         peer: UserId,
         volume: f32,
     },
-    /// The peer is gone: free its decoder and buffers.
-    Remove(UserId),
+    /// The peer's connection `session` is gone: free its decoder and buffers,
+    /// and drop its packets still on the way.
+    Remove {
+        peer: UserId,
+        session: u64,
+    },
     Deafen(bool),
     SetSpeaker(SpeakerSpec),
     Stop,
@@ -74,26 +82,28 @@ pub struct MixerStats {
 
 /// A running mixer thread.
 pub struct Mixer {
-    tx: Sender<MixerCommand>,
+    tx: MixerSender,
     stats: Arc<Mutex<MixerStats>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Set when the output is a WAV file: where the recording stands.
     pub recording: Option<RecordingClock>,
 }
 
-/// Packets and commands waiting for the mixer (about 10 s of one peer).
+/// Packets waiting for the mixer (about 10 s of one peer).
 const QUEUE: usize = 4096;
 
 impl Mixer {
     pub fn start(speaker: SpeakerSpec) -> Mixer {
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        let (packets, packet_rx) = crossbeam_channel::bounded(QUEUE);
+        let (control, control_rx) = crossbeam_channel::unbounded();
+        let tx = MixerSender { packets, control };
         let stats = Arc::new(Mutex::new(MixerStats::default()));
         let (clock_tx, clock_rx) = crossbeam_channel::bounded(1);
         let thread = {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("hallway-mixer".into())
-                .spawn(move || run(speaker, rx, stats, clock_tx))
+                .spawn(move || run(speaker, packet_rx, control_rx, stats, clock_tx))
                 .ok()
         };
         let recording = clock_rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
@@ -105,13 +115,13 @@ impl Mixer {
         }
     }
 
-    /// A sender for the tasks that receive RTP.
+    /// A sender for the tasks that receive RTP and the peer manager.
     pub fn sender(&self) -> MixerSender {
-        MixerSender(self.tx.clone())
+        self.tx.clone()
     }
 
-    pub fn send(&self, cmd: MixerCommand) {
-        self.sender().send(cmd);
+    pub fn control(&self, cmd: MixerControl) {
+        self.tx.control(cmd);
     }
 
     pub fn stats(&self) -> MixerStats {
@@ -134,24 +144,32 @@ impl Mixer {
 
 impl Drop for Mixer {
     fn drop(&mut self) {
-        let _ = self.tx.send(MixerCommand::Stop);
+        self.tx.control(MixerControl::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// The sending end of the mixer's queue; never blocks (a full queue drops
-/// the packet, as a network would).
+/// The sending ends of the mixer's two queues; never blocks.
 #[derive(Debug, Clone)]
-pub struct MixerSender(Sender<MixerCommand>);
+pub struct MixerSender {
+    packets: Sender<MixerPacket>,
+    control: Sender<MixerControl>,
+}
 
 impl MixerSender {
-    pub fn send(&self, cmd: MixerCommand) {
-        match self.0.try_send(cmd) {
+    /// Queues a packet; a full queue drops it, as a network would.
+    pub fn packet(&self, packet: MixerPacket) {
+        match self.packets.try_send(packet) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => tracing::debug!("mixer queue full; dropping"),
         }
+    }
+
+    /// Queues an order; orders are never dropped.
+    pub fn control(&self, cmd: MixerControl) {
+        let _ = self.control.send(cmd);
     }
 }
 
@@ -222,13 +240,17 @@ impl PeerMix {
 
 fn run(
     speaker: SpeakerSpec,
-    rx: Receiver<MixerCommand>,
+    packets: Receiver<MixerPacket>,
+    control: Receiver<MixerControl>,
     stats: Arc<Mutex<MixerStats>>,
     clock_tx: Sender<Option<RecordingClock>>,
 ) {
     let mut speaker = speaker;
     let mut sink = open_or_null(&speaker, &stats, &clock_tx);
     let mut peers: HashMap<UserId, PeerMix> = HashMap::new();
+    // The last removed session of each peer: its packets still on the way
+    // must not bring the peer back.
+    let mut removed: HashMap<UserId, u64> = HashMap::new();
     let mut deafened = false;
     let mut buf: MonoFrame = [0.0; FRAME];
     let mut mix: StereoFrame = [0.0; FRAME * 2];
@@ -240,46 +262,46 @@ fn run(
             retry_at = Some(Instant::now() + Duration::from_secs(3));
         }
         let now = Instant::now();
-        // Drain everything that arrived since the last tick.
+        // Everything that arrived since the last tick: packets first, so that
+        // an order given after a packet was queued applies to it.
+        for p in packets.try_iter() {
+            if removed.get(&p.peer) == Some(&p.session) {
+                continue;
+            }
+            removed.remove(&p.peer);
+            let mix = peers.entry(p.peer).or_insert_with(|| PeerMix::new(now));
+            if p.session != mix.session {
+                // A new connection to the same person: start afresh.
+                mix.session = p.session;
+                mix.jitter = JitterBuffer::new(now);
+                mix.decoder = VoiceDecoder::new().ok();
+            }
+            mix.stats.packets += 1;
+            mix.stats.bytes += p.payload.len() as u64;
+            mix.stats.first_packet.get_or_insert(p.arrival);
+            mix.jitter.push(p.timestamp, p.payload, p.arrival);
+        }
         loop {
-            match rx.try_recv() {
-                Ok(MixerCommand::Packet {
-                    peer,
-                    session,
-                    timestamp,
-                    payload,
-                    arrival,
-                }) => {
-                    let p = peers.entry(peer).or_insert_with(|| PeerMix::new(now));
-                    if session != p.session {
-                        // A new connection to the same person: start afresh.
-                        p.session = session;
-                        p.jitter = JitterBuffer::new(now);
-                        p.decoder = VoiceDecoder::new().ok();
-                    }
-                    p.stats.packets += 1;
-                    p.stats.bytes += payload.len() as u64;
-                    p.stats.first_packet.get_or_insert(arrival);
-                    p.jitter.push(timestamp, payload, arrival);
-                }
-                Ok(MixerCommand::Spatial { peer, gain, pan }) => {
+            match control.try_recv() {
+                Ok(MixerControl::Spatial { peer, gain, pan }) => {
                     let p = peers.entry(peer).or_insert_with(|| PeerMix::new(now));
                     p.spatial_gain = gain.clamp(0.0, 1.0);
                     p.pan = pan;
                 }
-                Ok(MixerCommand::Volume { peer, volume }) => {
+                Ok(MixerControl::Volume { peer, volume }) => {
                     let p = peers.entry(peer).or_insert_with(|| PeerMix::new(now));
                     p.volume = volume.clamp(0.0, 2.0);
                 }
-                Ok(MixerCommand::Remove(peer)) => {
+                Ok(MixerControl::Remove { peer, session }) => {
                     peers.remove(&peer);
+                    removed.insert(peer, session);
                 }
-                Ok(MixerCommand::Deafen(d)) => deafened = d,
-                Ok(MixerCommand::SetSpeaker(s)) => {
+                Ok(MixerControl::Deafen(d)) => deafened = d,
+                Ok(MixerControl::SetSpeaker(s)) => {
                     speaker = s;
                     sink = open_or_null(&speaker, &stats, &clock_tx);
                 }
-                Ok(MixerCommand::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                Ok(MixerControl::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     return;
                 }
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -398,13 +420,13 @@ fn fallback(stats: &Mutex<MixerStats>, error: &str) -> Box<dyn Sink> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::VoiceEncoder;
+    use crate::media::opus::VoiceEncoder;
 
     #[test]
     fn a_peer_is_mixed_with_its_gain_and_pan_and_freed_on_remove() {
         let mixer = Mixer::start(SpeakerSpec::None);
         let peer = UserId(7);
-        mixer.send(MixerCommand::Spatial {
+        mixer.control(MixerControl::Spatial {
             peer,
             gain: 0.5,
             pan: hallway_shared::volume::stereo_pan(-3.0, 0.0),
@@ -418,7 +440,7 @@ mod tests {
                 *s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
             }
             let payload = enc.encode(&f).unwrap().unwrap().to_vec();
-            mixer.send(MixerCommand::Packet {
+            mixer.sender().packet(MixerPacket {
                 peer,
                 session: 1,
                 timestamp: k * 960,
@@ -434,8 +456,53 @@ mod tests {
         assert!(p.first_audible.unwrap() >= start);
         let (l, r) = p.mean_out;
         assert!(l > r * 2.0, "left {l} right {r}");
-        mixer.send(MixerCommand::Remove(peer));
+        mixer.control(MixerControl::Remove { peer, session: 1 });
         std::thread::sleep(Duration::from_millis(150));
         assert!(!mixer.stats().peers.contains_key(&peer));
+    }
+
+    /// A flood of packets fills the packet queue; the `Remove` behind it
+    /// still lands, and the flood's stragglers do not bring the peer back.
+    #[test]
+    fn a_remove_behind_a_flood_of_packets_still_lands() {
+        let mixer = Mixer::start(SpeakerSpec::None);
+        let sender = mixer.sender();
+        let payload = VoiceEncoder::new()
+            .unwrap()
+            .encode(&[0.1; FRAME])
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        let send = |peer: UserId, session: u64, n: u32| {
+            for k in 0..n {
+                sender.packet(MixerPacket {
+                    peer,
+                    session,
+                    timestamp: k * 960,
+                    payload: payload.clone(),
+                    arrival: Instant::now(),
+                });
+            }
+        };
+        let (gone, kept) = (UserId(1), UserId(2));
+        // Three queues' worth at once: the packet queue is full when the
+        // order is given.
+        send(gone, 7, 3 * QUEUE as u32);
+        mixer.control(MixerControl::Remove {
+            peer: gone,
+            session: 7,
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        // Stragglers of the removed connection, and another peer.
+        send(gone, 7, 20);
+        send(kept, 3, 20);
+        std::thread::sleep(Duration::from_millis(200));
+        let peers = mixer.stats().peers;
+        assert!(!peers.contains_key(&gone), "the remove was lost");
+        assert!(peers.contains_key(&kept));
+        // A new connection to the same peer is heard again.
+        send(gone, 8, 20);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(mixer.stats().peers.contains_key(&gone));
     }
 }

@@ -1,24 +1,22 @@
-//! Call media, Bevy-free. Voice: capture from a microphone (or a fake one), noise
-//! suppression and voice activity, Opus encode; per-peer jitter buffers, Opus
-//! decode with FEC and concealment, and a spatial mixer that plays to a speaker
-//! (or a WAV file). Each direction runs on its own thread; the audio device
-//! callbacks only touch lock-free rings. Video: the camera (or a test
-//! pattern) through H.264 out ([`camera`]), and each peer's pictures decoded
-//! in ([`remote_video`]).
+//! Call media, Bevy-free. Voice: capture from a microphone (or a fake one)
+//! ([`device`]), noise suppression and voice activity, Opus encode
+//! ([`capture`], [`opus`]); per-peer jitter buffers ([`jitter`]), Opus decode
+//! with FEC and concealment, and a spatial mixer that plays to a speaker (or a
+//! WAV file) ([`mixer`]). Each direction runs on its own thread; the audio
+//! device callbacks only touch lock-free rings. Video: the camera (or a test
+//! pattern) through H.264 out, and each peer's pictures decoded in ([`video`]).
 
-pub mod camera;
 pub mod capture;
-pub mod codec;
 pub mod device;
 pub mod jitter;
 pub mod mixer;
-pub mod remote_video;
+pub mod opus;
 pub mod resample;
 pub mod video;
 
 pub use capture::{Capture, CaptureControl, CaptureStats};
 pub use device::{MicSpec, SpeakerSpec};
-pub use mixer::{Mixer, MixerStats, PeerAudioStats};
+pub use mixer::{Mixer, MixerControl, MixerPacket, MixerSender, MixerStats, PeerAudioStats};
 
 /// Every stream in the pipeline runs at 48 kHz.
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -41,16 +39,34 @@ pub enum MediaError {
     NoOutputDevice,
     #[error("audio device {0:?} not found")]
     DeviceNotFound(String),
+    /// What cpal reported (listing devices, configuring or starting a stream).
     #[error("audio device error: {0}")]
-    Device(String),
-    #[error("audio file {path}: {message}")]
-    File { path: String, message: String },
+    Device(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the audio device offers no usable sample format (it has {0})")]
+    SampleFormat(cpal::SampleFormat),
+    #[error("the microphone stopped after {0} errors")]
+    Failed(u64),
+    #[error("audio file {}: {problem}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        problem: WavProblem,
+    },
     #[error("opus: {0}")]
-    Codec(#[from] opus::Error),
-    #[error("{0}")]
-    Spec(String),
+    Codec(#[from] ::opus::Error),
     #[error("the audio stream stopped")]
     Stopped,
+}
+
+/// What is wrong with a WAV file.
+#[derive(Debug, thiserror::Error)]
+pub enum WavProblem {
+    #[error(transparent)]
+    Wav(#[from] hound::Error),
+    #[error("no samples")]
+    Empty,
+    #[error("not a 16-bit stereo recording")]
+    NotStereo16,
 }
 
 /// Root-mean-square level of a block of samples.

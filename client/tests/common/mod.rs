@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use hallway_client::bot::{Bot, BotOptions};
-use hallway_client::media::camera::CameraSpec;
+use hallway_client::call::CallOptions;
+use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_client::voice::VoiceOptions;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ impl Drop for Server {
 
 pub fn voice_bot(server: &Server, name: &str, tone: f32, at: TilePos, out: Option<&Path>) -> Bot {
     Bot::start(BotOptions {
-        voice: Some(VoiceOptions::fakes(
+        voice: Some(CallOptions::fakes(
             MicSpec::Tone(tone),
             out.map_or(SpeakerSpec::None, |p| SpeakerSpec::Wav(p.to_path_buf())),
             CameraSpec::None,

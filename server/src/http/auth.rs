@@ -57,7 +57,7 @@ async fn guest(
         .store
         .create_user(None, None, name)
         .await?
-        .ok_or_else(|| ApiError::internal(format!("guest insert failed")))?;
+        .ok_or_else(|| ApiError::internal("guest insert failed"))?;
     Ok((
         StatusCode::CREATED,
         Json(start_session(&state, user).await?),

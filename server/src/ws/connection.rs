@@ -348,10 +348,7 @@ impl Session {
             online: 0,
         };
         let Some(handle) = state.spaces.get_or_start(info, map, rules) else {
-            return self.api_error(
-                &ApiError::internal(format!("space registry poisoned")),
-                None,
-            );
+            return self.api_error(&ApiError::internal("space registry poisoned"), None);
         };
         let joiner = Joiner {
             user_id: self.user.id,

@@ -5,7 +5,7 @@
 use super::{TILE, tile_center};
 use crate::app::bridge::{Session, SpaceChanged};
 use crate::app::screens::Screen;
-use crate::core::state::Change;
+use crate::core::space::Change;
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
@@ -298,22 +298,23 @@ pub fn sync_avatars(
     mut dots: Query<(&mut Sprite, &mut Transform), (With<StatusDot>, Without<Avatar>)>,
 ) {
     let Some(assets) = assets else { return };
-    let me = session.space.me;
+    let me = session.client.space.me;
     for SpaceChanged(change) in changes.read() {
         match change {
             Change::Welcomed => {
                 for (_, e) in index.0.drain() {
                     commands.entity(e).despawn();
                 }
-                for m in session.space.members.values() {
+                for m in session.client.space.members.values() {
                     let e = spawn_avatar(&mut commands, &assets, m, Some(m.user_id) == me);
                     index.0.insert(m.user_id, e);
                 }
             }
             Change::Joined(user) => {
-                if let (Some(m), false) =
-                    (session.space.members.get(user), index.0.contains_key(user))
-                {
+                if let (Some(m), false) = (
+                    session.client.space.members.get(user),
+                    index.0.contains_key(user),
+                ) {
                     let e = spawn_avatar(&mut commands, &assets, m, Some(*user) == me);
                     index.0.insert(*user, e);
                 }
@@ -324,7 +325,8 @@ pub fn sync_avatars(
                 }
             }
             Change::Moved(user) if Some(*user) != me => {
-                let (Some(m), Some(&e)) = (session.space.members.get(user), index.0.get(user))
+                let (Some(m), Some(&e)) =
+                    (session.client.space.members.get(user), index.0.get(user))
                 else {
                     continue;
                 };
@@ -333,7 +335,8 @@ pub fn sync_avatars(
                 }
             }
             Change::Updated(user) => {
-                let (Some(m), Some(&e)) = (session.space.members.get(user), index.0.get(user))
+                let (Some(m), Some(&e)) =
+                    (session.client.space.members.get(user), index.0.get(user))
                 else {
                     continue;
                 };
@@ -422,7 +425,7 @@ pub fn show_peer_rings(
         return;
     }
     for (avatar, children) in &avatars {
-        let visible = session.space.is_peer(avatar.user);
+        let visible = session.client.space.is_peer(avatar.user);
         for child in children.iter() {
             if let Ok(mut v) = rings.get_mut(child) {
                 *v = if visible {
@@ -442,7 +445,7 @@ pub fn show_speaking(
     avatars: Query<(&Avatar, Has<LocalAvatar>, &Children)>,
     mut rings: Query<(&mut Sprite, &mut Visibility), With<PeerRing>>,
 ) {
-    let Some(voice) = session.voice.as_ref() else {
+    let Some(voice) = session.client.call.as_ref() else {
         return;
     };
     let me_speaking = voice.speaking();
@@ -451,7 +454,7 @@ pub fn show_speaking(
         let speaking = if local {
             me_speaking
         } else {
-            session.space.is_peer(avatar.user) && voice.peer_speaking(avatar.user)
+            session.client.space.is_peer(avatar.user) && voice.peer_speaking(avatar.user)
         };
         let color = if speaking {
             Color::srgba(0.35, 0.95, 0.45, 0.95)

@@ -1,8 +1,8 @@
 //! The camera: follows your avatar smoothly; the mouse wheel zooms.
 
 use super::avatars::LocalAvatar;
+use crate::app::input::UiFocus;
 use crate::app::screens::Screen;
-use crate::app::ui::UiFocus;
 use bevy::input::mouse::MouseWheel;
 use bevy::prelude::*;
 

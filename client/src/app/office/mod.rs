@@ -47,7 +47,7 @@ fn enter_space(entering: Option<Res<Entering>>, mut session: ResMut<Session>, br
     let Some(Entering(space)) = entering.map(|e| *e) else {
         return;
     };
-    session.map = None;
+    session.client.map = None;
     session.send(ClientMessage::join(space));
     let Some(api) = session.api.clone() else {
         return;
@@ -61,8 +61,8 @@ fn enter_space(entering: Option<Res<Entering>>, mut session: ResMut<Session>, br
 
 fn leave_space(mut commands: Commands, mut session: ResMut<Session>) {
     session.send(ClientMessage::Leave);
-    session.space.clear();
-    session.map = None;
+    session.client.space.clear();
+    session.client.map = None;
     commands.remove_resource::<OfficeMap>();
 }
 
@@ -76,10 +76,10 @@ fn handle_office_replies(
         match reply {
             Reply::Map(_, Ok(map)) => {
                 commands.insert_resource(OfficeMap(std::sync::Arc::new(map.clone())));
-                session.map = Some(map.clone());
+                session.client.map = Some(std::sync::Arc::new(map.clone()));
             }
             Reply::Channels(Ok(channels)) => {
-                session.chat.set_channels(channels.iter().cloned());
+                session.client.chat.set_channels(channels.iter().cloned());
                 // Load the newest page of each channel once.
                 let Some(api) = session.api.clone() else {
                     continue;
@@ -92,13 +92,14 @@ fn handle_office_replies(
             }
             Reply::History(channel, Ok(page)) => {
                 session
+                    .client
                     .chat
                     .add_history(*channel, &page.messages, page.has_more);
             }
             Reply::DirectOpened(Ok(channel)) => {
                 let id = channel.id;
-                session.chat.set_channels([channel.clone()]);
-                session.chat.open(id);
+                session.client.chat.set_channels([channel.clone()]);
+                session.client.chat.open(id);
                 if let Some(api) = session.api.clone() {
                     bridge
                         .spawn(async move { Reply::History(id, api.messages(id, None, 50).await) });
@@ -108,7 +109,7 @@ fn handle_office_replies(
             | Reply::Channels(Err(e))
             | Reply::History(_, Err(e))
             | Reply::DirectOpened(Err(e)) => {
-                session.chat.notices.push(e.to_string());
+                session.client.chat.notices.push(e.to_string());
             }
             _ => {}
         }

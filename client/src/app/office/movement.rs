@@ -5,15 +5,16 @@
 use super::OfficeMap;
 use super::avatars::{Avatar, Glide, LocalAvatar, avatar_position};
 use crate::app::bridge::{Session, SpaceChanged};
+use crate::app::input::UiFocus;
 use crate::app::screens::Screen;
-use crate::app::ui::UiFocus;
-use crate::core::state::Change;
+use crate::core::space::Change;
+use crate::core::walk::{self, direction_towards, parse_route, plan_step};
 use bevy::prelude::*;
 use hallway_shared::protocol::ClientMessage;
-use hallway_shared::{Facing, MapModel, TilePos};
+use hallway_shared::{Facing, TilePos};
 
-/// Seconds per step: 6.7 steps a second, under the server's default 8.
-pub const STEP_SECONDS: f32 = 0.15;
+/// Seconds per step, as a float for the glide animation.
+pub const STEP_SECONDS: f32 = walk::STEP.as_millis() as f32 / 1000.0;
 
 /// Which way the player wants to go this frame.
 #[derive(Resource, Debug, Default, Clone, Copy, PartialEq)]
@@ -71,51 +72,6 @@ pub fn record_movement_input(
     } else {
         None
     };
-}
-
-pub fn step(p: TilePos, facing: Facing) -> TilePos {
-    match facing {
-        Facing::Up => TilePos::new(p.x, p.y - 1),
-        Facing::Down => TilePos::new(p.x, p.y + 1),
-        Facing::Left => TilePos::new(p.x - 1, p.y),
-        Facing::Right => TilePos::new(p.x + 1, p.y),
-    }
-}
-
-/// What one step attempt does: the tile to walk to (if any) and the facing.
-pub fn plan_step(map: &MapModel, from: TilePos, want: Facing) -> (Option<TilePos>, Facing) {
-    let to = step(from, want);
-    (map.is_walkable(to).then_some(to), want)
-}
-
-/// The direction of the first step from `from` towards `to` along walkable
-/// tiles (breadth-first), if there is a way.
-pub fn direction_towards(map: &MapModel, from: TilePos, to: TilePos) -> Option<Facing> {
-    use std::collections::{HashMap, VecDeque};
-    if from == to || !map.is_walkable(to) {
-        return None;
-    }
-    let mut prev: HashMap<TilePos, TilePos> = HashMap::from([(from, from)]);
-    let mut queue = VecDeque::from([from]);
-    while let Some(p) = queue.pop_front() {
-        if p == to {
-            let mut cur = to;
-            while prev[&cur] != from {
-                cur = prev[&cur];
-            }
-            return [Facing::Up, Facing::Down, Facing::Left, Facing::Right]
-                .into_iter()
-                .find(|f| step(from, *f) == cur);
-        }
-        for f in [Facing::Up, Facing::Down, Facing::Left, Facing::Right] {
-            let n = step(p, f);
-            if map.is_walkable(n) && !prev.contains_key(&n) {
-                prev.insert(n, p);
-                queue.push_back(n);
-            }
-        }
-    }
-    None
 }
 
 /// Starts the next step when the previous one is done.
@@ -193,24 +149,4 @@ pub fn correct_position(
             route.0.clear();
         }
     }
-}
-
-/// Parses `--walk "x,y x,y"`.
-pub fn parse_route(s: &str) -> Result<Vec<TilePos>, String> {
-    s.split_whitespace()
-        .map(|pair| {
-            let (x, y) = pair
-                .split_once(',')
-                .ok_or_else(|| format!("{pair:?} is not x,y"))?;
-            let x = x
-                .trim()
-                .parse()
-                .map_err(|_| format!("{pair:?} is not x,y"))?;
-            let y = y
-                .trim()
-                .parse()
-                .map_err(|_| format!("{pair:?} is not x,y"))?;
-            Ok(TilePos::new(x, y))
-        })
-        .collect()
 }

@@ -5,8 +5,8 @@
 use super::Screen;
 use crate::app::args::Args;
 use crate::app::bridge::{Bridge, Hosted, HostedInfo, Reply, ReplyMessage, Session};
+use crate::app::host::{HostError, HostedServer};
 use crate::core::api::{Api, normalize_server};
-use crate::core::host::HostedServer;
 use crate::core::settings;
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
@@ -73,7 +73,7 @@ fn start_hosting(bridge: &Bridge, host: &SharedHost, form: &mut LoginForm) {
     let slot = host.0.clone();
     bridge.spawn(async move {
         let Some(dir) = settings::data_dir() else {
-            return Reply::Hosted(Err("no data directory on this system".into()));
+            return Reply::Hosted(Err(HostError::NoDataDir));
         };
         match HostedServer::start(dir).await {
             Ok(server) => {
@@ -83,7 +83,7 @@ fn start_hosting(bridge: &Bridge, host: &SharedHost, form: &mut LoginForm) {
                 }
                 Reply::Hosted(Ok(urls))
             }
-            Err(e) => Reply::Hosted(Err(format!("{e:#}"))),
+            Err(e) => Reply::Hosted(Err(e.into())),
         }
     });
 }

@@ -1,8 +1,9 @@
 //! The side panel (chat, people), the status bar, and the zone name toast.
-//! All egui, drawn in bevy_egui's pass; Bevy systems learn from [`UiFocus`]
-//! whether egui is using the keyboard or the pointer.
+//! All egui, drawn in bevy_egui's pass; it records in [`UiFocus`] whether
+//! egui is using the keyboard or the pointer.
 
 use super::bridge::{Bridge, ConnectionStatus, Reply, Session};
+use super::input::UiFocus;
 use super::office::OfficeMap;
 use super::office::avatars::{Avatar, LocalAvatar};
 use super::office::movement::Route;
@@ -13,13 +14,6 @@ use hallway_shared::protocol::{ChannelKind, ClientMessage, MessageKind, Status};
 use hallway_shared::{TilePos, UserId};
 
 mod voice;
-
-/// Whether egui wants the keyboard (typing) or the pointer (over a panel).
-#[derive(Resource, Debug, Default, Clone, Copy)]
-pub struct UiFocus {
-    pub keyboard: bool,
-    pub pointer: bool,
-}
 
 #[derive(Resource, Default)]
 struct PanelState {
@@ -42,7 +36,6 @@ enum Tab {
 pub const PANEL_WIDTH: f32 = 320.0;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<UiFocus>();
     app.init_resource::<PanelState>();
     app.add_systems(
         EguiPrimaryContextPass,
@@ -121,6 +114,7 @@ fn draw_office_ui(
     egui::Panel::top("status-bar").show(&mut root, |ui| {
         ui.horizontal(|ui| {
             let space = session
+                .client
                 .space
                 .space
                 .as_ref()
@@ -173,14 +167,14 @@ fn draw_office_ui(
         .resizable(false)
         .show(&mut root, |ui| {
             ui.horizontal(|ui| {
-                let unread = session.chat.total_unread();
+                let unread = session.client.chat.total_unread();
                 let chat_label = if unread > 0 {
                     format!("Chat ({unread})")
                 } else {
                     "Chat".to_owned()
                 };
                 ui.selectable_value(&mut panel.tab, Tab::Chat, chat_label);
-                let online = session.space.members.len();
+                let online = session.client.space.members.len();
                 ui.selectable_value(&mut panel.tab, Tab::People, format!("People ({online})"));
             });
             ui.separator();
@@ -214,7 +208,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
     // Channel list.
     let mut open = None;
     ui.horizontal_wrapped(|ui| {
-        for (id, view) in &session.chat.channels {
+        for (id, view) in &session.client.chat.channels {
             let prefix = if view.info.kind == ChannelKind::Direct {
                 "@"
             } else {
@@ -225,7 +219,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
                 label.push_str(&format!(" ({})", view.unread));
             }
             if ui
-                .selectable_label(session.chat.active == Some(*id), label)
+                .selectable_label(session.client.chat.active == Some(*id), label)
                 .clicked()
             {
                 open = Some(*id);
@@ -233,14 +227,15 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
         }
     });
     if let Some(id) = open {
-        session.chat.open(id);
+        session.client.chat.open(id);
     }
     ui.separator();
-    let Some(active) = session.chat.active else {
+    let Some(active) = session.client.chat.active else {
         ui.weak("No channels yet.");
         return;
     };
     let names: std::collections::HashMap<UserId, String> = session
+        .client
         .space
         .members
         .values()
@@ -252,7 +247,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
         .stick_to_bottom(true)
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            if let Some(view) = session.chat.channels.get(&active) {
+            if let Some(view) = session.client.chat.channels.get(&active) {
                 if view.has_more && view.loaded {
                     ui.weak("Scroll up for older messages");
                 }
@@ -272,6 +267,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
                 }
             }
             for p in session
+                .client
                 .chat
                 .pending
                 .iter()
@@ -285,7 +281,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
                     None => ui.weak(format!("{} (sending…)", p.body)),
                 };
             }
-            for notice in &session.chat.notices {
+            for notice in &session.client.chat.notices {
                 ui.weak(notice);
             }
         });
@@ -293,7 +289,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
     let overflowing = output.content_size.y > output.inner_rect.height();
     if overflowing
         && output.state.offset.y <= 1.0
-        && let Some(before) = session.chat.want_older(active)
+        && let Some(before) = session.client.chat.want_older(active)
         && let Some(api) = session.api.clone()
     {
         bridge.spawn(async move {
@@ -309,7 +305,7 @@ fn chat_tab(ui: &mut egui::Ui, session: &mut Session, panel: &mut PanelState, br
     if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
         let body = panel.draft.trim().to_owned();
         if !body.is_empty() {
-            let msg = session.chat.compose(active, &body);
+            let msg = session.client.chat.compose(active, &body);
             session.send(msg);
             panel.draft.clear();
         }
@@ -325,7 +321,7 @@ fn people_tab(
     route: &mut Route,
 ) {
     // My status.
-    if let Some(me) = session.space.my_member().cloned() {
+    if let Some(me) = session.client.space.my_member().cloned() {
         ui.horizontal(|ui| {
             ui.label("You are");
             for (status, label) in [
@@ -344,20 +340,20 @@ fn people_tab(
         });
         ui.separator();
     }
-    let mut people: Vec<_> = session.space.members.values().cloned().collect();
+    let mut people: Vec<_> = session.client.space.members.values().cloned().collect();
     people.sort_by(|a, b| {
         a.display_name
             .to_lowercase()
             .cmp(&b.display_name.to_lowercase())
     });
-    let me = session.space.me;
+    let me = session.client.space.me;
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show(ui, |ui| {
             for m in people {
                 ui.horizontal(|ui| {
                     ui.colored_label(status_color(m.status), "●");
-                    let near = session.space.is_peer(m.user_id);
+                    let near = session.client.space.is_peer(m.user_id);
                     let name = if Some(m.user_id) == me {
                         format!("{} (you)", m.display_name)
                     } else {

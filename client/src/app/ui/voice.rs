@@ -3,9 +3,9 @@
 //! push-to-talk), per-person volume on the roster, and the keys (hold V to
 //! talk, M to mute, C for the camera).
 
-use super::UiFocus;
 use crate::app::bridge::Session;
-use crate::media::camera::{self, CameraSpec};
+use crate::app::input::UiFocus;
+use crate::media::video::camera::{self, CameraSpec};
 use crate::media::{MicSpec, SpeakerSpec, device};
 use bevy::prelude::*;
 use bevy_egui::egui;
@@ -33,7 +33,7 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
         panel.outputs = device::output_devices();
         panel.cameras = camera::cameras();
     }
-    let Some(voice) = session.voice.as_mut() else {
+    let Some(voice) = session.client.call.as_mut() else {
         if let Some(e) = &session.voice_error {
             ui.colored_label(RED, e);
         }
@@ -61,7 +61,7 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
     {
         toggle_camera(session);
     }
-    let Some(voice) = session.voice.as_mut() else {
+    let Some(voice) = session.client.call.as_mut() else {
         return;
     };
     let muted = voice.muted();
@@ -105,7 +105,7 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
 
 /// Turns the camera on or off and remembers the choice.
 fn toggle_camera(session: &mut Session) {
-    let Some(voice) = session.voice.as_ref() else {
+    let Some(voice) = session.client.call.as_ref() else {
         return;
     };
     let on = !voice.camera_on();
@@ -131,7 +131,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
             }
             ui.checkbox(&mut changed.noise_suppression, "Noise suppression");
             ui.checkbox(&mut changed.push_to_talk, "Push to talk (hold V)");
-            if let Some(voice) = session.voice.as_ref() {
+            if let Some(voice) = session.client.call.as_ref() {
                 let level = voice
                     .control()
                     .level_milli
@@ -153,7 +153,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                 ui.weak("The fake camera from the command line is in use.");
             }
             if video.camera != before {
-                if let Some(voice) = session.voice.as_ref()
+                if let Some(voice) = session.client.call.as_ref()
                     && session.fake_camera.is_none()
                 {
                     voice.set_camera(
@@ -167,7 +167,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                 let _ = session.settings.save();
             }
             if changed != audio {
-                if let Some(voice) = session.voice.as_ref() {
+                if let Some(voice) = session.client.call.as_ref() {
                     if changed.input_device != audio.input_device && session.fake_mic.is_none() {
                         voice.set_mic(
                             changed
@@ -211,7 +211,7 @@ fn device_combo(ui: &mut egui::Ui, label: &str, devices: &[String], value: &mut 
 
 /// A volume slider and speaking mark for a peer on the roster.
 pub(super) fn peer_controls(ui: &mut egui::Ui, session: &mut Session, user: UserId) {
-    let Some(voice) = session.voice.as_mut() else {
+    let Some(voice) = session.client.call.as_mut() else {
         return;
     };
     if voice.peer_speaking(user) {
@@ -243,14 +243,14 @@ pub(super) fn record_voice_keys(
     mut session: ResMut<Session>,
 ) {
     let session = &mut *session;
-    let Some(voice) = session.voice.as_mut() else {
+    let Some(voice) = session.client.call.as_mut() else {
         return;
     };
     voice.set_talk_key(!focus.keyboard && keys.pressed(TALK_KEY));
     if !focus.keyboard && keys.just_pressed(KeyCode::KeyC) {
         toggle_camera(session);
     }
-    let Some(voice) = session.voice.as_mut() else {
+    let Some(voice) = session.client.call.as_mut() else {
         return;
     };
     if !focus.keyboard && keys.just_pressed(KeyCode::KeyM) {

@@ -13,15 +13,9 @@ use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
     #[error("h264: {0}")]
-    Codec(String),
+    Codec(#[from] openh264::Error),
     #[error("frame sizes must be even and at least 64×48, not {0}×{1}")]
     Size(usize, usize),
-}
-
-impl From<openh264::Error> for VideoError {
-    fn from(e: openh264::Error) -> Self {
-        VideoError::Codec(e.to_string())
-    }
 }
 
 /// An encoded picture: one H.264 access unit in Annex-B form.

@@ -10,11 +10,14 @@
 //! every peer gets its own copy of the stream, so the upload stays near
 //! 2 Mbit/s however many people stand around.
 
+mod native;
+
+pub use native::cameras;
+
 use crate::media::device::sleep_until;
-use crate::media::video::{
-    EncodedVideo, Stamp, VideoEncoder, VideoFrame, fit, test_pattern, yuyv_to_rgb,
-};
+use crate::media::video::{EncodedVideo, Stamp, VideoEncoder, VideoFrame, fit, test_pattern};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use native::NativeCamera;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,30 +38,41 @@ pub enum CameraSpec {
 
 impl CameraSpec {
     /// Parses `--fake-camera`'s value (only `pattern` so far).
-    pub fn parse_fake(s: &str) -> Result<CameraSpec, String> {
+    pub fn parse_fake(s: &str) -> Result<CameraSpec, CameraError> {
         match s {
             "pattern" => Ok(CameraSpec::Pattern),
-            other => Err(format!(
-                "unknown fake camera {other:?} (the fake camera is \"pattern\")"
-            )),
+            other => Err(CameraError::UnknownFake(other.to_owned())),
         }
     }
 }
 
-/// The cameras the system lists, by name (empty when there are none or the
-/// camera API is unavailable).
-pub fn cameras() -> Vec<String> {
-    match nokhwa::query(nokhwa::utils::ApiBackend::Auto) {
-        Ok(list) => list.iter().map(camera_name).collect(),
-        Err(e) => {
-            tracing::debug!("listing cameras: {e}");
-            Vec::new()
-        }
-    }
-}
-
-fn camera_name(info: &nokhwa::utils::CameraInfo) -> String {
-    format!("{} ({})", info.human_name(), info.index())
+/// Why there is no picture.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    #[error("unknown fake camera {0:?} (the fake camera is \"pattern\")")]
+    UnknownFake(String),
+    #[error("no camera selected")]
+    NoneSelected,
+    #[error("no camera found")]
+    NoCamera,
+    #[error("camera {0:?} not found")]
+    NotFound(String),
+    #[error("cannot list cameras: {0}")]
+    List(#[source] nokhwa::NokhwaError),
+    #[error("camera {camera}: {source}")]
+    Camera {
+        camera: String,
+        #[source]
+        source: nokhwa::NokhwaError,
+    },
+    #[error("{camera}: unexpected {format} picture of {bytes} bytes at {width}×{height}")]
+    Picture {
+        camera: String,
+        format: String,
+        bytes: usize,
+        width: usize,
+        height: usize,
+    },
 }
 
 /// A size, frame rate and bitrate for the outgoing video.
@@ -236,9 +250,9 @@ impl Drop for Camera {
 }
 
 /// Where pictures come from.
-trait FrameSource {
+pub(super) trait FrameSource {
     /// The next picture, no sooner than `tier.fps` allows.
-    fn next_frame(&mut self, tier: Tier) -> Result<VideoFrame, String>;
+    fn next_frame(&mut self, tier: Tier) -> Result<VideoFrame, CameraError>;
     fn name(&self) -> String;
 }
 
@@ -318,7 +332,7 @@ fn run(
                 }
                 Err(e) => {
                     tracing::warn!("camera: {e}");
-                    control.with_state(|st| st.error = Some(e));
+                    control.with_state(|st| st.error = Some(e.to_string()));
                     retry_at = Some(Instant::now() + REOPEN_AFTER);
                     continue;
                 }
@@ -331,7 +345,7 @@ fn run(
             Err(e) => {
                 tracing::warn!("camera: {e}");
                 control.with_state(|st| {
-                    st.error = Some(e);
+                    st.error = Some(e.to_string());
                     st.preview = None;
                 });
                 source = None;
@@ -411,12 +425,12 @@ fn run(
     }
 }
 
-fn open(spec: &CameraSpec) -> Result<Box<dyn FrameSource>, String> {
+fn open(spec: &CameraSpec) -> Result<Box<dyn FrameSource>, CameraError> {
     match spec {
         CameraSpec::Pattern => Ok(Box::new(PatternSource::new())),
         CameraSpec::Default => NativeCamera::open(None).map(|c| Box::new(c) as _),
         CameraSpec::Named(name) => NativeCamera::open(Some(name)).map(|c| Box::new(c) as _),
-        CameraSpec::None => Err("no camera selected".into()),
+        CameraSpec::None => Err(CameraError::NoneSelected),
     }
 }
 
@@ -437,7 +451,7 @@ impl PatternSource {
 }
 
 impl FrameSource for PatternSource {
-    fn next_frame(&mut self, tier: Tier) -> Result<VideoFrame, String> {
+    fn next_frame(&mut self, tier: Tier) -> Result<VideoFrame, CameraError> {
         sleep_until(self.due);
         let now = Instant::now();
         let period = Duration::from_secs(1) / tier.fps.max(1);
@@ -450,100 +464,6 @@ impl FrameSource for PatternSource {
 
     fn name(&self) -> String {
         "Test pattern".into()
-    }
-}
-
-/// A real camera through nokhwa, delivering YUYV (every UVC webcam offers
-/// it; MJPEG would need a JPEG decoder).
-struct NativeCamera {
-    camera: nokhwa::Camera,
-    name: String,
-    /// When the next picture is due at the tier's rate.
-    due: Option<Instant>,
-}
-
-impl NativeCamera {
-    fn open(name: Option<&str>) -> Result<NativeCamera, String> {
-        use nokhwa::utils::{
-            ApiBackend, CameraFormat, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
-        };
-        let list =
-            nokhwa::query(ApiBackend::Auto).map_err(|e| format!("cannot list cameras: {e}"))?;
-        let candidates: Vec<_> = match name {
-            Some(n) => list.iter().filter(|i| camera_name(i) == n).collect(),
-            None => list.iter().collect(),
-        };
-        if candidates.is_empty() {
-            return Err(match name {
-                Some(n) if !list.is_empty() => format!("camera {n:?} not found"),
-                _ => "no camera found".into(),
-            });
-        }
-        let wanted = CameraFormat::new(Resolution::new(640, 480), FrameFormat::YUYV, 30);
-        let mut last_error = String::new();
-        // UVC cameras also list metadata nodes that cannot stream: skip them.
-        for info in candidates {
-            for request in [
-                RequestedFormatType::Closest(wanted),
-                RequestedFormatType::HighestFrameRate(30),
-                RequestedFormatType::None,
-            ] {
-                let format = RequestedFormat::with_formats(request, &[FrameFormat::YUYV]);
-                match nokhwa::Camera::new(info.index().clone(), format)
-                    .and_then(|mut c| c.open_stream().map(|()| c))
-                {
-                    Ok(camera) => {
-                        return Ok(NativeCamera {
-                            camera,
-                            name: camera_name(info),
-                            due: None,
-                        });
-                    }
-                    Err(e) => last_error = format!("camera {}: {e}", camera_name(info)),
-                }
-            }
-        }
-        Err(last_error)
-    }
-}
-
-impl FrameSource for NativeCamera {
-    fn next_frame(&mut self, tier: Tier) -> Result<VideoFrame, String> {
-        let period = Duration::from_secs(1) / tier.fps.max(1);
-        loop {
-            let buffer = self
-                .camera
-                .frame()
-                .map_err(|e| format!("{}: {e}", self.name))?;
-            // Drop pictures beyond the tier's rate, on a schedule (so 30 fps
-            // from the camera gives 20 on the 20 fps tier, not 15), with
-            // 5 ms of slack for the camera's own jitter.
-            let now = Instant::now();
-            if self
-                .due
-                .is_some_and(|due| now + Duration::from_millis(5) < due)
-            {
-                continue;
-            }
-            let next = self.due.unwrap_or(now) + period;
-            // Behind (a camera slower than the tier, or a stall): start
-            // afresh rather than catch up.
-            self.due = Some(if next < now { now + period } else { next });
-            let res = buffer.resolution();
-            let (w, h) = (res.width() as usize, res.height() as usize);
-            return yuyv_to_rgb(buffer.buffer(), w, h).ok_or_else(|| {
-                format!(
-                    "{}: unexpected {:?} picture of {} bytes at {w}×{h}",
-                    self.name,
-                    buffer.source_frame_format(),
-                    buffer.buffer().len()
-                )
-            });
-        }
-    }
-
-    fn name(&self) -> String {
-        self.name.clone()
     }
 }
 

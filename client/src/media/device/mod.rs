@@ -1,0 +1,229 @@
+//! The hardware edge: microphones and speakers through cpal ([`native`]), and the fake
+//! devices that stand in for them ([`fake`]: a tone, a click train or a WAV file for a
+//! microphone; a WAV file for a speaker). A source hands out 20 ms frames at
+//! the pace of real time; a sink takes them at that pace. Everything after a
+//! source and before a sink is the same pipeline whichever device it is.
+//!
+//! cpal streams cannot move between threads, so sources and sinks are opened
+//! on the thread that uses them. The device callbacks only move samples
+//! through lock-free rings: they never lock, allocate or block.
+
+mod fake;
+mod native;
+
+pub use fake::{CLICK_LEN, NullSink, RecordingClock, WavSink, read_wav_mono, read_wav_stereo};
+pub use native::{input_devices, output_devices};
+
+use super::{FRAME_DURATION, MediaError, MonoFrame, SAMPLE_RATE, StereoFrame};
+use fake::{FakeSource, Generator};
+use native::{CpalSink, CpalSource};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A device given on the command line that Hallway does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("tone:HZ needs a frequency from 20 to 20000, not {0:?}")]
+    Tone(String),
+    #[error("clicks:MS needs a period from 50 to 10000 ms, not {0:?}")]
+    Clicks(String),
+    #[error("unknown fake microphone {0:?}: use tone:HZ, clicks:MS or wav:PATH")]
+    Mic(String),
+    #[error("unknown audio output {0:?}: use wav:PATH, none or default")]
+    Speaker(String),
+}
+
+/// Where voice comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MicSpec {
+    /// The system's default microphone.
+    Default,
+    /// A microphone by name (as [`input_devices`] lists them).
+    Named(String),
+    /// A sine tone at this frequency (Hz), at -13 dBFS.
+    Tone(f32),
+    /// A click every this many milliseconds (5 ms bursts at 1 kHz), for
+    /// measuring latency.
+    Clicks(u32),
+    /// A WAV file, looped.
+    Wav(PathBuf),
+    /// No microphone: listen only.
+    None,
+}
+
+impl MicSpec {
+    /// Parses a `--fake-mic` value: `tone:HZ`, `clicks:MS` or `wav:PATH`.
+    pub fn parse_fake(s: &str) -> Result<MicSpec, SpecError> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        match kind {
+            "tone" => match arg.parse::<f32>() {
+                Ok(hz) if (20.0..=20_000.0).contains(&hz) => Ok(MicSpec::Tone(hz)),
+                _ => Err(SpecError::Tone(arg.to_owned())),
+            },
+            "clicks" => match arg.parse::<u32>() {
+                Ok(ms) if (50..=10_000).contains(&ms) => Ok(MicSpec::Clicks(ms)),
+                _ => Err(SpecError::Clicks(arg.to_owned())),
+            },
+            "wav" if !arg.is_empty() => Ok(MicSpec::Wav(PathBuf::from(arg))),
+            _ => Err(SpecError::Mic(s.to_owned())),
+        }
+    }
+
+    pub fn is_fake(&self) -> bool {
+        matches!(
+            self,
+            MicSpec::Tone(_) | MicSpec::Clicks(_) | MicSpec::Wav(_)
+        )
+    }
+}
+
+/// Where the mixed voices go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpeakerSpec {
+    Default,
+    Named(String),
+    /// A stereo 48 kHz 16-bit WAV file, written at the pace of real time.
+    Wav(PathBuf),
+    /// Nowhere (no speaker); the mixer still runs, so levels are measured.
+    None,
+}
+
+impl SpeakerSpec {
+    /// Parses an `--audio-out` value: `wav:PATH`, `none` or `default`.
+    pub fn parse(s: &str) -> Result<SpeakerSpec, SpecError> {
+        match s.split_once(':') {
+            Some(("wav", path)) if !path.is_empty() => Ok(SpeakerSpec::Wav(PathBuf::from(path))),
+            None if s == "none" => Ok(SpeakerSpec::None),
+            None if s == "default" => Ok(SpeakerSpec::Default),
+            _ => Err(SpecError::Speaker(s.to_owned())),
+        }
+    }
+}
+
+/// A place voice comes from, one 20 ms frame at a time.
+pub trait Source {
+    /// Fills `frame` with the next 20 ms, waiting until they have been captured.
+    fn read(&mut self, frame: &mut MonoFrame) -> Result<(), MediaError>;
+    /// A human-readable name for settings and logs.
+    fn name(&self) -> String;
+    /// For fakes: the wall-clock time of sample 0 (sample `i` is captured at
+    /// `started + i / 48 kHz`), for latency measurements.
+    fn started(&self) -> Option<SystemTime> {
+        None
+    }
+}
+
+/// A place mixed voice goes to, one 20 ms stereo frame at a time.
+pub trait Sink {
+    /// Waits until the device wants the next frame.
+    fn wait(&mut self) -> Result<(), MediaError>;
+    fn write(&mut self, frame: &StereoFrame) -> Result<(), MediaError>;
+    fn name(&self) -> String;
+}
+
+/// Opens a microphone (or fake) on the calling thread.
+pub fn open_source(spec: &MicSpec) -> Result<Box<dyn Source>, MediaError> {
+    Ok(match spec {
+        MicSpec::Default | MicSpec::Named(_) => Box::new(CpalSource::open(spec)?),
+        MicSpec::Tone(hz) => Box::new(FakeSource::new(
+            format!("tone {hz} Hz"),
+            Generator::Tone {
+                hz: *hz,
+                phase: 0.0,
+            },
+        )),
+        MicSpec::Clicks(ms) => Box::new(FakeSource::new(
+            format!("clicks every {ms} ms"),
+            Generator::Clicks {
+                period: (*ms as usize) * SAMPLE_RATE as usize / 1000,
+                clock: 0,
+            },
+        )),
+        MicSpec::Wav(path) => Box::new(FakeSource::new(
+            format!("file {}", path.display()),
+            Generator::Wav {
+                samples: read_wav_mono(path)?,
+                at: 0,
+            },
+        )),
+        MicSpec::None => return Err(MediaError::NoInputDevice),
+    })
+}
+
+/// Opens a speaker (or WAV file) on the calling thread.
+pub fn open_sink(spec: &SpeakerSpec) -> Result<Box<dyn Sink>, MediaError> {
+    Ok(match spec {
+        SpeakerSpec::Default | SpeakerSpec::Named(_) => Box::new(CpalSink::open(spec)?),
+        SpeakerSpec::Wav(path) => Box::new(WavSink::create(path)?),
+        SpeakerSpec::None => Box::new(NullSink::new()),
+    })
+}
+
+/// Sleeps until `deadline`. Linux wakes sleepers within ~0.1 ms, plenty for
+/// 20 ms frames; spinning for the last bit cost ~7% of a core per pacer.
+pub(crate) fn sleep_until(deadline: Instant) {
+    let now = Instant::now();
+    if deadline > now {
+        std::thread::sleep(deadline - now);
+    }
+}
+
+/// Real-time pacing for fakes: frame `n` is due at `start + n * 20 ms`.
+/// If the thread fell far behind (a suspended laptop, a debugger), it skips
+/// ahead instead of bursting.
+#[derive(Debug)]
+pub struct Pacer {
+    start: Instant,
+    frames: u64,
+}
+
+impl Pacer {
+    pub fn new() -> Pacer {
+        Pacer {
+            start: Instant::now(),
+            frames: 0,
+        }
+    }
+
+    /// Waits for the next frame's deadline.
+    pub fn wait(&mut self) {
+        self.frames += 1;
+        let due = self.start + FRAME_DURATION * self.frames as u32;
+        let now = Instant::now();
+        if now > due + Duration::from_millis(200) {
+            self.start = now - FRAME_DURATION * self.frames as u32;
+            return;
+        }
+        sleep_until(due);
+    }
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_specs_parse_with_clear_errors() {
+        assert_eq!(MicSpec::parse_fake("tone:440"), Ok(MicSpec::Tone(440.0)));
+        assert_eq!(MicSpec::parse_fake("clicks:500"), Ok(MicSpec::Clicks(500)));
+        assert_eq!(
+            MicSpec::parse_fake("wav:/tmp/a.wav"),
+            Ok(MicSpec::Wav("/tmp/a.wav".into()))
+        );
+        let e = MicSpec::parse_fake("tone:abc").unwrap_err();
+        assert!(e.to_string().contains("frequency"), "{e}");
+        let e = MicSpec::parse_fake("beep").unwrap_err();
+        assert!(e.to_string().contains("tone:HZ"), "{e}");
+        assert_eq!(
+            SpeakerSpec::parse("wav:out.wav"),
+            Ok(SpeakerSpec::Wav("out.wav".into()))
+        );
+        assert!(SpeakerSpec::parse("mp3:x").is_err());
+    }
+}
