@@ -99,10 +99,10 @@ impl Call {
         options: CallOptions,
         signal_out: SignalOut,
     ) -> Result<Call, webrtc::Error> {
-        let (uplink_tx, uplink_rx) = crossbeam_channel::bounded::<EncodedFrame>(64);
+        let (uplink_tx, uplink_rx) = tokio::sync::mpsc::channel::<EncodedFrame>(64);
         let capture = Capture::start(options.mic, options.noise_suppression, uplink_tx);
         let mixer = Mixer::start(options.speaker);
-        let (video_tx, video_rx) = crossbeam_channel::bounded(8);
+        let (video_tx, video_rx) = tokio::sync::mpsc::channel(8);
         let camera = Camera::start(options.camera, options.camera_on, video_tx);
         let videos = RemoteVideos::start(options.video_tap);
         let video = VideoLinks {

@@ -414,6 +414,7 @@ fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
     assert!(auth.user.id < bo.user_id);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut offered = false;
+    let mut mids = Vec::new();
     let answer = loop {
         assert!(std::time::Instant::now() < deadline, "no answer");
         let Some(NetEvent::Message(msg)) = raw.recv_timeout(Duration::from_millis(100)) else {
@@ -428,16 +429,16 @@ fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
                     .collect::<Vec<_>>()
                     .join(":");
                 let offer = [
-                    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+                    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE a v",
                     &format!("a=fingerprint:sha-256 {fingerprint}"),
                     "m=audio 9 UDP/TLS/RTP/SAVPF 109", "c=IN IP4 0.0.0.0",
                     "a=ice-ufrag:rawpeer", "a=ice-pwd:rawpeerpasswordrawpeerpass",
-                    "a=setup:actpass", "a=mid:0", "a=sendrecv", "a=rtcp-mux",
+                    "a=setup:actpass", "a=mid:a", "a=sendrecv", "a=rtcp-mux",
                     "a=rtpmap:109 opus/48000/2", "a=rtcp-fb:109 nack", "a=rtcp-fb:109 goog-remb",
                     "a=ssrc:1111 cname:raw",
                     "m=video 9 UDP/TLS/RTP/SAVPF 102", "c=IN IP4 0.0.0.0",
                     "a=ice-ufrag:rawpeer", "a=ice-pwd:rawpeerpasswordrawpeerpass",
-                    "a=setup:actpass", "a=mid:1", "a=sendrecv", "a=rtcp-mux",
+                    "a=setup:actpass", "a=mid:v", "a=sendrecv", "a=rtcp-mux",
                     "a=rtpmap:102 H264/90000",
                     "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
                     "a=rtcp-fb:102 nack", "a=rtcp-fb:102 goog-remb", "a=rtcp-fb:102 transport-cc",
@@ -456,9 +457,29 @@ fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
                 assert_eq!(payload["session"], 77);
                 break payload["sdp"].as_str().unwrap().to_owned();
             }
+            ServerMessage::Signal { from, payload }
+                if from == bo.user_id && payload["kind"] == "candidate" =>
+            {
+                mids.push(payload["sdp_mid"].clone());
+            }
             _ => {}
         }
     };
+    // Candidates gathered for the answer are trickled after it.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        if let Some(NetEvent::Message(msg)) = raw.recv_timeout(Duration::from_millis(50))
+            && let ServerMessage::Signal { from, payload } = *msg
+            && from == bo.user_id
+            && payload["kind"] == "candidate"
+        {
+            mids.push(payload["sdp_mid"].clone());
+        }
+    }
+    // They name the offer's first m-section, which the answer keeps.
+    assert!(!mids.is_empty(), "candidates are trickled");
+    assert!(mids.iter().all(|m| m == "a"), "{mids:?}");
+    assert!(answer.contains("a=mid:a\r\n") && answer.contains("a=mid:v\r\n"));
     let audio = section(&answer, "audio");
     assert!(audio.contains(&"a=rtpmap:109 opus/48000/2"), "{audio:?}");
     assert!(

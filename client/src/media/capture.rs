@@ -75,7 +75,14 @@ pub struct Capture {
 
 impl Capture {
     /// Starts capturing from `mic`; encoded frames go to `out`.
-    pub fn start(mic: MicSpec, noise_suppression: bool, out: Sender<EncodedFrame>) -> Capture {
+    /// Encoded frames go to `out`, a tokio channel so that the network side
+    /// can await them on its runtime (sending never blocks: a full queue
+    /// drops the frame).
+    pub fn start(
+        mic: MicSpec,
+        noise_suppression: bool,
+        out: tokio::sync::mpsc::Sender<EncodedFrame>,
+    ) -> Capture {
         let (commands, rx) = crossbeam_channel::unbounded();
         let control = Arc::new(CaptureControl::default());
         control
@@ -181,7 +188,7 @@ fn run(
     commands: Receiver<Command>,
     control: Arc<CaptureControl>,
     stats: Arc<Mutex<CaptureStats>>,
-    out: Sender<EncodedFrame>,
+    out: tokio::sync::mpsc::Sender<EncodedFrame>,
 ) {
     let mut encoder = match VoiceEncoder::new() {
         Ok(e) => e,

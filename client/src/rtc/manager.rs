@@ -186,7 +186,6 @@ impl Manager {
                 .await;
                 match offered {
                     Ok(sdp) => {
-                        self.remember_mid(peer, &sdp);
                         let session = Some(session);
                         self.send(peer, &SignalPayload::Offer { sdp, session });
                         Vec::new()
@@ -203,11 +202,15 @@ impl Manager {
                 sdp,
                 open,
             } => {
+                // Our answer keeps the offer's mids; candidates trickled while
+                // it is gathered already name the first one.
+                let mid = first_mid(&sdp);
                 let answered = async {
                     let pc = match self.pc(peer, session).filter(|_| !open) {
                         Some(pc) => pc,
                         None => self.open(peer, session).await?,
                     };
+                    self.remember_mid(peer, &mid);
                     pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
                         .await?;
                     prefer_own_codecs(&pc).await;
@@ -217,7 +220,6 @@ impl Manager {
                 .await;
                 match answered {
                     Ok(sdp) => {
-                        self.remember_mid(peer, &sdp);
                         let session_no = Some(session);
                         self.send(
                             peer,
@@ -301,9 +303,9 @@ impl Manager {
             .map(|c| c.pc.clone())
     }
 
-    fn remember_mid(&mut self, peer: UserId, sdp: &str) {
+    fn remember_mid(&mut self, peer: UserId, mid: &str) {
         if let Some(conn) = self.conns.get_mut(&peer) {
-            conn.mid = first_mid(sdp);
+            mid.clone_into(&mut conn.mid);
         }
     }
 

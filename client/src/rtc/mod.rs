@@ -84,7 +84,7 @@ pub type SignalOut = Arc<dyn Fn(UserId, serde_json::Value) + Send + Sync>;
 /// camera's controls (peer count, keyframe requests), and where received
 /// access units go.
 pub struct VideoLinks {
-    pub uplink: crossbeam_channel::Receiver<EncodedVideo>,
+    pub uplink: mpsc::Receiver<EncodedVideo>,
     pub camera: Arc<CameraControl>,
     pub downlink: VideoSender,
 }
@@ -104,7 +104,7 @@ impl PeerManager {
         rt: &tokio::runtime::Handle,
         options: RtcOptions,
         signal_out: SignalOut,
-        uplink: crossbeam_channel::Receiver<EncodedFrame>,
+        uplink: mpsc::Receiver<EncodedFrame>,
         mixer: MixerSender,
         video: VideoLinks,
     ) -> Result<PeerManager, webrtc::Error> {
@@ -117,13 +117,13 @@ impl PeerManager {
             "audio".to_owned(),
             "hallway".to_owned(),
         ));
-        tracks::spawn_uplink(rt.clone(), uplink, track.clone());
+        tracks::spawn_uplink(rt, uplink, track.clone());
         let video_track = Arc::new(TrackLocalStaticSample::new(
             engine::h264_capability(),
             "video".to_owned(),
             "hallway".to_owned(),
         ));
-        tracks::spawn_video_uplink(rt.clone(), video.uplink, video_track.clone());
+        tracks::spawn_video_uplink(rt, video.uplink, video_track.clone());
         let timing = Timing {
             connect_timeout: CONNECT_TIMEOUT,
             backoff: crate::core::net::backoff,

@@ -27,33 +27,32 @@ use webrtc::track::track_remote::TrackRemote;
 /// A receiver asks for a keyframe at most this often.
 const PLI_GAP: Duration = Duration::from_millis(500);
 
-/// Moves encoded frames from the capture thread onto the shared track.
+/// Moves encoded frames from the capture thread onto the shared track: a
+/// task on the runtime, awaiting them (no thread of its own).
 pub fn spawn_uplink(
-    rt: tokio::runtime::Handle,
-    uplink: crossbeam_channel::Receiver<EncodedFrame>,
+    rt: &tokio::runtime::Handle,
+    mut uplink: tokio::sync::mpsc::Receiver<EncodedFrame>,
     track: Arc<TrackLocalStaticRTP>,
 ) {
-    let _ = std::thread::Builder::new()
-        .name("hallway-uplink".into())
-        .spawn(move || {
-            let mut seq: u16 = rand::random();
-            while let Ok(frame) = uplink.recv() {
-                let packet = webrtc::rtp::packet::Packet {
-                    header: webrtc::rtp::header::Header {
-                        version: 2,
-                        marker: frame.marker,
-                        payload_type: OPUS_PT,
-                        sequence_number: seq,
-                        timestamp: frame.timestamp,
-                        ..Default::default()
-                    },
-                    payload: frame.payload,
-                };
-                seq = seq.wrapping_add(1);
-                // Errors name connections that are closing; the rest still got it.
-                let _ = rt.block_on(track.write_rtp(&packet));
-            }
-        });
+    rt.spawn(async move {
+        let mut seq: u16 = rand::random();
+        while let Some(frame) = uplink.recv().await {
+            let packet = webrtc::rtp::packet::Packet {
+                header: webrtc::rtp::header::Header {
+                    version: 2,
+                    marker: frame.marker,
+                    payload_type: OPUS_PT,
+                    sequence_number: seq,
+                    timestamp: frame.timestamp,
+                    ..Default::default()
+                },
+                payload: frame.payload,
+            };
+            seq = seq.wrapping_add(1);
+            // Errors name connections that are closing; the rest still got it.
+            let _ = track.write_rtp(&packet).await;
+        }
+    });
 }
 
 /// Moves encoded pictures from the camera thread onto the shared video
@@ -61,23 +60,21 @@ pub fn spawn_uplink(
 /// empty one (skipped by the rate control) sends nothing but advances the
 /// RTP timestamp, which keeps the clock in step with capture.
 pub fn spawn_video_uplink(
-    rt: tokio::runtime::Handle,
-    uplink: crossbeam_channel::Receiver<EncodedVideo>,
+    rt: &tokio::runtime::Handle,
+    mut uplink: tokio::sync::mpsc::Receiver<EncodedVideo>,
     track: Arc<TrackLocalStaticSample>,
 ) {
-    let _ = std::thread::Builder::new()
-        .name("hallway-video-out".into())
-        .spawn(move || {
-            while let Ok(au) = uplink.recv() {
-                let sample = webrtc::media::Sample {
-                    data: bytes::Bytes::from(au.data),
-                    duration: au.duration,
-                    ..Default::default()
-                };
-                // Errors name connections that are closing; the rest still got it.
-                let _ = rt.block_on(track.write_sample(&sample));
-            }
-        });
+    rt.spawn(async move {
+        while let Some(au) = uplink.recv().await {
+            let sample = webrtc::media::Sample {
+                data: bytes::Bytes::from(au.data),
+                duration: au.duration,
+                ..Default::default()
+            };
+            // Errors name connections that are closing; the rest still got it.
+            let _ = track.write_sample(&sample).await;
+        }
+    });
 }
 
 /// Where a connection's remote tracks go.

@@ -201,7 +201,11 @@ pub struct Camera {
 impl Camera {
     /// Starts the thread; it opens `spec` once the camera is switched on and
     /// sends encoded pictures to `out` while peers are connected.
-    pub fn start(spec: CameraSpec, on: bool, out: Sender<EncodedVideo>) -> Camera {
+    pub fn start(
+        spec: CameraSpec,
+        on: bool,
+        out: tokio::sync::mpsc::Sender<EncodedVideo>,
+    ) -> Camera {
         let control = Arc::new(CameraControl::default());
         control.on.store(on, Ordering::Relaxed);
         let (commands, rx) = crossbeam_channel::unbounded();
@@ -266,7 +270,7 @@ fn run(
     mut spec: CameraSpec,
     control: &CameraControl,
     commands: &Receiver<Command>,
-    out: &Sender<EncodedVideo>,
+    out: &tokio::sync::mpsc::Sender<EncodedVideo>,
 ) {
     let mut source: Option<Box<dyn FrameSource>> = None;
     let mut encoder: Option<(Tier, VideoEncoder)> = None;
@@ -470,6 +474,21 @@ impl FrameSource for PatternSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next encoded picture within `timeout`, from a thread with no runtime.
+    fn recv_within(
+        rx: &mut tokio::sync::mpsc::Receiver<EncodedVideo>,
+        timeout: Duration,
+    ) -> Result<EncodedVideo, ()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match rx.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(_) if Instant::now() >= deadline => return Err(()),
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
     use crate::media::video::{VideoDecoder, read_stamp};
 
     #[test]
@@ -498,7 +517,7 @@ mod tests {
 
     #[test]
     fn the_fake_camera_previews_and_encodes_only_for_peers() {
-        let (tx, rx) = crossbeam_channel::bounded(64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let camera = Camera::start(CameraSpec::Pattern, false, tx);
         std::thread::sleep(Duration::from_millis(150));
         assert!(camera.control.preview().is_none(), "off by default");
@@ -506,7 +525,7 @@ mod tests {
         assert!(wait(|| camera.control.preview().is_some()));
         assert!(rx.try_recv().is_err(), "nothing encoded without peers");
         camera.control.peers.store(1, Ordering::Relaxed);
-        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let first = recv_within(&mut rx, Duration::from_secs(5)).unwrap();
         assert!(first.keyframe);
         let mut dec = VideoDecoder::new().unwrap();
         let got = dec.decode(&first.data).unwrap().unwrap();
@@ -516,7 +535,7 @@ mod tests {
         camera.control.peers.store(6, Ordering::Relaxed);
         camera.control.keyframe.store(true, Ordering::Relaxed);
         let small = (0..60)
-            .filter_map(|_| rx.recv_timeout(Duration::from_secs(2)).ok())
+            .filter_map(|_| recv_within(&mut rx, Duration::from_secs(2)).ok())
             .find_map(|au| {
                 dec.decode(&au.data)
                     .ok()
@@ -531,7 +550,7 @@ mod tests {
 
     #[test]
     fn a_missing_camera_is_reported_not_fatal() {
-        let (tx, _rx) = crossbeam_channel::bounded(4);
+        let (tx, _rx) = tokio::sync::mpsc::channel(4);
         let camera = Camera::start(CameraSpec::Named("No Such Camera".into()), true, tx);
         assert!(wait(|| camera.stats().error.is_some()));
         let error = camera.stats().error.unwrap_or_default();
