@@ -49,6 +49,9 @@ fn spawn_map(
     }
 }
 
+/// The widest and tallest map image drawn (what every GPU takes as a texture).
+const MAX_SIDE: u32 = 8192;
+
 /// A decoded tileset: RGBA8 pixels.
 struct Sheet {
     first_gid: u32,
@@ -89,7 +92,20 @@ pub fn compose(map: &MapModel) -> Result<Image, String> {
     }
     sheets.sort_by_key(|s| s.first_gid);
     let (tw, th) = (map.tile_width, map.tile_height);
-    let (w, h) = (map.width as u32 * tw, map.height as u32 * th);
+    // The map comes from the server: its sizes may be anything. One image is
+    // at most MAX_SIDE a side (so every product below fits in a u32).
+    let side = |tiles: i32, tile: u32| {
+        u32::try_from(tiles)
+            .ok()
+            .and_then(|t| t.checked_mul(tile))
+            .filter(|&px| px > 0 && px <= MAX_SIDE)
+    };
+    let (Some(w), Some(h)) = (side(map.width, tw), side(map.height, th)) else {
+        return Err(format!(
+            "the map is {}×{} tiles of {tw}×{th} px; at most {MAX_SIDE} px a side can be drawn",
+            map.width, map.height
+        ));
+    };
     let mut out = vec![0u8; (w * h * 4) as usize];
     for layer in &map.layers {
         for (i, &gid) in layer.tiles.iter().enumerate() {
@@ -99,21 +115,36 @@ pub fn compose(map: &MapModel) -> Result<Image, String> {
             let Some(sheet) = sheets.iter().rev().find(|s| s.first_gid <= gid) else {
                 continue;
             };
-            let local = gid - sheet.first_gid;
+            // In u64: gids and tileset sizes are the server's; a pixel
+            // outside the sheet or the image is skipped.
+            let local = u64::from(gid - sheet.first_gid);
+            let columns = u64::from(sheet.columns);
             let (sx, sy) = (
-                (local % sheet.columns) * sheet.tile_w,
-                (local / sheet.columns) * sheet.tile_h,
+                (local % columns).saturating_mul(u64::from(sheet.tile_w)),
+                (local / columns).saturating_mul(u64::from(sheet.tile_h)),
             );
+            let map_w = u64::from(w / tw.max(1));
             let (dx, dy) = (
-                (i as u32 % map.width as u32) * tw,
-                (i as u32 / map.width as u32) * th,
+                (i as u64 % map_w.max(1)) * u64::from(tw),
+                (i as u64 / map_w.max(1)) * u64::from(th),
             );
-            for y in 0..th.min(sheet.tile_h) {
-                for x in 0..tw.min(sheet.tile_w) {
-                    let s = (((sy + y) * sheet.width + sx + x) * 4) as usize;
-                    let d = (((dy + y) * w + dx + x) * 4) as usize;
-                    if let (Some(src), true) = (sheet.pixels.get(s..s + 4), d + 4 <= out.len()) {
-                        blend(&mut out[d..d + 4], src);
+            for y in 0..u64::from(th.min(sheet.tile_h)) {
+                for x in 0..u64::from(tw.min(sheet.tile_w)) {
+                    let s = sy
+                        .saturating_add(y)
+                        .saturating_mul(u64::from(sheet.width))
+                        .saturating_add(sx.saturating_add(x))
+                        .saturating_mul(4);
+                    let d = ((dy + y) * u64::from(w) + dx + x) * 4;
+                    let range = |at: u64| {
+                        usize::try_from(at)
+                            .ok()
+                            .and_then(|a| Some(a..a.checked_add(4)?))
+                    };
+                    let src = range(s).and_then(|r| sheet.pixels.get(r));
+                    let dst = range(d).and_then(|r| out.get_mut(r));
+                    if let (Some(src), Some(dst)) = (src, dst) {
+                        blend(dst, src);
                     }
                 }
             }
@@ -154,13 +185,30 @@ fn blend(dst: &mut [u8], src: &[u8]) {
 }
 
 /// A soft inner border around a meeting zone, so people see where it is.
+/// The zone is clipped to the image (its coordinates are the server's).
 fn tint_zone(out: &mut [u8], w: u32, zone: &hallway_shared::map::Zone, tw: u32, th: u32) {
-    let (x0, y0) = (zone.x.max(0) as u32 * tw, zone.y.max(0) as u32 * th);
-    let (x1, y1) = (x0 + zone.width as u32 * tw, y0 + zone.height as u32 * th);
+    let h = (out.len() / 4) as u64 / u64::from(w.max(1));
+    let clip = |tiles: i64, tile: u32, max: u64| {
+        (tiles.max(0) as u64)
+            .saturating_mul(u64::from(tile))
+            .min(max)
+    };
+    let (x0, y0) = (
+        clip(i64::from(zone.x), tw, u64::from(w)),
+        clip(i64::from(zone.y), th, h),
+    );
+    let (x1, y1) = (
+        clip(i64::from(zone.x) + i64::from(zone.width), tw, u64::from(w)),
+        clip(i64::from(zone.y) + i64::from(zone.height), th, h),
+    );
+    let (x0, y0, x1, y1) = (x0 as u32, y0 as u32, x1 as u32, y1 as u32);
     let border = 3;
     for y in y0..y1 {
         for x in x0..x1 {
-            let edge = x < x0 + border || x >= x1 - border || y < y0 + border || y >= y1 - border;
+            let edge = x < x0 + border
+                || x >= x1.saturating_sub(border)
+                || y < y0 + border
+                || y >= y1.saturating_sub(border);
             if !edge {
                 continue;
             }
@@ -168,6 +216,75 @@ fn tint_zone(out: &mut [u8], w: u32, zone: &hallway_shared::map::Zone, tw: u32, 
             if let Some(px) = out.get_mut(d..d + 4) {
                 blend(px, &[255, 214, 102, 150]);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hallway_shared::map::{TileLayer, Tileset, Zone};
+    use hallway_shared::{TilePos, ZoneId};
+
+    fn png(w: u32, h: u32) -> String {
+        let img = image::RgbaImage::from_pixel(w, h, image::Rgba([200, 10, 10, 255]));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buf, image::ImageFormat::Png)
+            .expect("encode");
+        base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
+    }
+
+    fn zone(x: i32, y: i32, width: i32, height: i32) -> Zone {
+        Zone {
+            id: ZoneId(0),
+            name: "z".into(),
+            kind: "meeting".into(),
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    /// The map comes from the server: whatever its numbers, it is drawn (what
+    /// fits) or refused with an error, never a panic.
+    #[test]
+    fn hostile_map_numbers_are_drawn_or_refused() {
+        let mut map = MapModel {
+            name: "hostile".into(),
+            width: 4,
+            height: 3,
+            tile_width: 8,
+            tile_height: 8,
+            layers: vec![TileLayer {
+                name: "floor".into(),
+                tiles: vec![1, u32::MAX, 7, 0, 2, 1, 1, 1, 1, 1, 1, 1, 5, 5, 5],
+            }],
+            tilesets: vec![Tileset {
+                first_gid: 1,
+                name: "t".into(),
+                tile_width: u32::MAX,
+                tile_height: 8,
+                columns: 0,
+                tile_count: 1,
+                image: "t.png".into(),
+                image_png_base64: png(8, 8),
+            }],
+            blocked: vec![],
+            zones: vec![
+                zone(i32::MIN, i32::MAX, i32::MAX, -5),
+                zone(-2, -2, 100, 100),
+                zone(i32::MAX, i32::MAX, i32::MAX, i32::MAX),
+                zone(1, 1, 1, 1),
+            ],
+            spawns: vec![TilePos::new(0, 0)],
+        };
+        let image = compose(&map).expect("a small map is drawn");
+        assert_eq!((image.width(), image.height()), (32, 24));
+        for (w, tw) in [(i32::MAX, 8), (-1, 8), (4, u32::MAX), (0, 8), (4, 0)] {
+            map.width = w;
+            map.tile_width = tw;
+            assert!(compose(&map).is_err(), "{w} tiles of {tw} px");
         }
     }
 }
