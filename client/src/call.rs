@@ -330,6 +330,11 @@ impl Call {
         out
     }
 
+    /// When the server last put `peer` in our list.
+    pub fn since(&self, peer: UserId) -> Option<Instant> {
+        self.since.get(&peer).copied()
+    }
+
     pub fn links(&self) -> HashMap<UserId, LinkInfo> {
         self.rtc.links()
     }

@@ -503,3 +503,35 @@ fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
     );
     assert_fingerprints_per_section(&answer);
 }
+
+/// CPU seconds used so far by this process's thread named `name`.
+fn thread_cpu_seconds(name: &str) -> Option<f64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the ")" that ends the name: utime and stime are 12th and 13th.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        return Some(ticks / 100.0);
+    }
+    None
+}
+
+/// A bot without a call waits on its channels instead of spinning (a
+/// channel whose sender is gone is always ready to a `select!`).
+#[test]
+fn an_idle_bot_without_a_call_sleeps() {
+    let server = Server::start(false);
+    let bot = Bot::start(BotOptions::new(&server.addr, "Idle")).unwrap();
+    let before = thread_cpu_seconds("bot Idle").expect("the bot's thread");
+    std::thread::sleep(Duration::from_secs(2));
+    let used = thread_cpu_seconds("bot Idle").expect("the bot's thread") - before;
+    assert!(used < 0.5, "the idle bot used {used:.2} s of CPU in 2 s");
+    drop(bot);
+}

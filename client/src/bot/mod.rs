@@ -338,12 +338,18 @@ impl Runner {
         let mut walk: Option<Walk> = None;
         let mut next_stats = Instant::now();
         let session = self.net.events().clone();
-        let rtc = self
+        // A channel whose sender is gone is always ready: swap it for one that
+        // never is, or the loop would spin (the tap without a call, say).
+        let mut rtc = self
             .client
             .call
             .as_ref()
             .map_or_else(crossbeam_channel::never, |c| c.events().clone());
-        let tap = self.tap.clone();
+        let mut tap = if self.client.call.is_some() {
+            self.tap.clone()
+        } else {
+            crossbeam_channel::never()
+        };
         loop {
             let wake = walk
                 .as_ref()
@@ -372,14 +378,13 @@ impl Runner {
                     }
                     Ok(Command::Stop) | Err(_) => break,
                 },
-                recv(rtc) -> event => if let Ok(event) = event {
-                    self.with_shared(|s| s.collector.on_rtc(&event));
+                recv(rtc) -> event => match event {
+                    Ok(event) => self.with_shared(|s| s.collector.on_rtc(&event)),
+                    Err(_) => rtc = crossbeam_channel::never(),
                 },
-                recv(tap) -> picture => if let Ok((peer, frame, at)) = picture {
-                    let call = self.client.call.as_ref();
-                    if let Ok(mut s) = self.shared.lock() {
-                        s.collector.on_picture(peer, &frame, at, call);
-                    }
+                recv(tap) -> picture => match picture {
+                    Ok(picture) => self.on_picture(picture),
+                    Err(_) => tap = crossbeam_channel::never(),
                 },
                 default(wake.saturating_duration_since(Instant::now())) => {}
             }
@@ -439,6 +444,26 @@ impl Runner {
             w.pending = None;
         }
         Ok(())
+    }
+
+    /// Counts a decoded picture; a PNG for `--video-out` is written outside
+    /// the lock, so the handle's readers never wait on a file.
+    fn on_picture(&self, (peer, frame, at): Picture) {
+        let since = self.client.call.as_ref().and_then(|c| c.since(peer));
+        let save = self
+            .shared
+            .lock()
+            .ok()
+            .and_then(|mut s| s.collector.on_picture(peer, &frame, at, since));
+        let Some((path, name)) = save else { return };
+        let saved =
+            image::RgbImage::from_raw(frame.width as u32, frame.height as u32, frame.rgb.clone())
+                .map(|img| img.save(&path));
+        match saved {
+            Some(Ok(())) => self.with_shared(|s| s.collector.on_saved(peer, name)),
+            Some(Err(e)) => tracing::warn!("saving {}: {e}", path.display()),
+            None => {}
+        }
     }
 
     fn with_shared(&self, f: impl FnOnce(&mut Shared)) {

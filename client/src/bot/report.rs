@@ -230,22 +230,18 @@ impl Collector {
         }
     }
 
-    /// Counts a decoded picture, reads its stamp, and saves one PNG per
-    /// second per peer to `video_out`.
+    /// Counts a decoded picture and reads its stamp; `since` is when the
+    /// server last linked us with `peer`. Returns where to save it, once a
+    /// second per peer, when there is a `video_out`.
     pub fn on_picture(
         &mut self,
         peer: UserId,
         frame: &VideoFrame,
         at: Instant,
-        call: Option<&Call>,
-    ) {
-        let pending = self.video_seen.get(&peer).is_none_or(|v| v.link_pending);
-        let since = if pending {
-            since_linked(call, peer)
-        } else {
-            None
-        };
+        since: Option<Instant>,
+    ) -> Option<(PathBuf, String)> {
         let started = self.started;
+        let pending = self.video_seen.get(&peer).is_none_or(|v| v.link_pending);
         let seen = self.video_seen.entry(peer).or_default();
         seen.frames += 1;
         seen.link_frames += 1;
@@ -267,12 +263,13 @@ impl Collector {
                     .push(ms);
             }
         }
-        let Some(dir) = &self.video_out else { return };
+        let dir = self.video_out.as_ref()?;
+        let seen = self.video_seen.get_mut(&peer)?;
         if seen
             .last_saved
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
-            return;
+            return None;
         }
         seen.last_saved = Some(Instant::now());
         let name = format!(
@@ -280,15 +277,12 @@ impl Collector {
             peer.0,
             started.elapsed().as_secs_f64()
         );
-        let path = dir.join(&name);
-        let saved =
-            image::RgbImage::from_raw(frame.width as u32, frame.height as u32, frame.rgb.clone())
-                .map(|img| img.save(&path));
-        match saved {
-            Some(Ok(())) => seen.files.push(name),
-            Some(Err(e)) => tracing::warn!("saving {}: {e}", path.display()),
-            None => {}
-        }
+        Some((dir.join(&name), name))
+    }
+
+    /// A picture of `peer` was saved as `name`.
+    pub fn on_saved(&mut self, peer: UserId, name: String) {
+        self.video_seen.entry(peer).or_default().files.push(name);
     }
 
     /// Takes the call's figures into the report.
@@ -360,15 +354,6 @@ impl Collector {
             }
         }
     }
-}
-
-/// When the server last linked us with `peer`.
-fn since_linked(call: Option<&Call>, peer: UserId) -> Option<Instant> {
-    call?
-        .peers()
-        .into_iter()
-        .find(|p| p.user_id == peer)
-        .map(|p| p.since)
 }
 
 /// The median and 95th percentile (sorts `values`).

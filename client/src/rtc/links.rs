@@ -219,6 +219,14 @@ impl LinkTable {
                     return Vec::new();
                 }
                 let session = session.unwrap_or_else(|| (self.sessions)());
+                if self
+                    .links
+                    .get(&from)
+                    .is_some_and(|l| l.session == session && l.retry_at.is_some())
+                {
+                    // That connection failed and is closed; we asked for a new one.
+                    return Vec::new();
+                }
                 let mut actions = Vec::new();
                 if current.is_some_and(|s| s != session) {
                     actions.extend(self.close(from, false));

@@ -311,7 +311,9 @@ impl Manager {
 
     /// Closes the connection for `session` and frees what it fed.
     async fn hang_up(&mut self, peer: UserId, session: u64) {
-        if let Some(conn) = self.conns.remove(&peer) {
+        if self.conns.get(&peer).is_some_and(|c| c.session == session)
+            && let Some(conn) = self.conns.remove(&peer)
+        {
             let _ = conn.pc.close().await;
         }
         self.sinks

@@ -108,7 +108,9 @@ pub fn compose(map: &MapModel) -> Result<Image, String> {
     };
     let mut out = vec![0u8; (w * h * 4) as usize];
     for layer in &map.layers {
-        for (i, &gid) in layer.tiles.iter().enumerate() {
+        // A layer longer than the map (a broken map) draws the map's worth.
+        let tiles = (w / tw.max(1)) as usize * (h / th.max(1)) as usize;
+        for (i, &gid) in layer.tiles.iter().take(tiles).enumerate() {
             if gid == 0 {
                 continue;
             }

@@ -287,6 +287,8 @@ fn the_answerer_asks_for_a_restart_and_the_offerer_honours_current_ones() {
             restart: true
         }
     );
+    // The failed session offered again is not answered: it is closed.
+    assert!(t.on_signal(LOW, offer(40), secs(t0, 1.5)).is_empty());
     // Its backoff ends without an offer of its own; the link is forgotten.
     assert!(t.handle_timeout(secs(t0, 2.0)).is_empty());
     assert!(t.info().is_empty());
