@@ -522,3 +522,100 @@ async fn join_can_ask_for_a_walkable_position() {
     .await;
     assert_eq!(welcome_at(ann.expect("welcome", welcome).await), at);
 }
+
+/// What the server logs on this thread: a `#[tokio::test]` runtime has one
+/// thread, so the server's tasks log here too.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buf) = self.0.lock() {
+            buf.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
+impl Log {
+    /// Waits (up to 5 s: the writer may take 2 s to give up on a client) for
+    /// a warn line saying `user`'s connection was cut with `code` for `why`.
+    async fn has_cut(&self, user: hallway_shared::UserId, why: &str, code: u16) -> bool {
+        for _ in 0..50 {
+            let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+            let found = text.lines().any(|l| {
+                l.contains("WARN")
+                    && l.contains(&format!("connection cut: {why}"))
+                    && l.contains(&format!("user={user}"))
+                    && l.contains(&format!("code={code}"))
+            });
+            if found {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+#[tokio::test]
+async fn cut_connections_are_logged_at_warn() {
+    let log = Log::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A dead client (it never answers pings) and an oversized frame.
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(100);
+        c.idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let silent = s.joined("Silent").await;
+    let mut big = s.joined("Big").await;
+    let _ = big
+        .ws
+        .send(Message::text("x".repeat(2 * 1024 * 1024)))
+        .await;
+    big.drain(Duration::from_millis(500)).await;
+    assert!(log.has_cut(big.user, "message too big", 1009).await);
+    assert!(log.has_cut(silent.user, "idle timeout", 1001).await);
+
+    // A slow consumer: signals at a client that reads nothing.
+    let s = TestServer::start_with(|c| c.outbox_capacity = 16).await;
+    let slow = s.joined("Slow").await;
+    let mut fast = s.joined("Fast").await;
+    let target = slow.user;
+    fast.await_peers("[slow]", |p| p == [target]).await;
+    let payload = json!({"kind": "candidate", "pad": "x".repeat(30_000)});
+    for _ in 0..375 {
+        if fast.peers.is_empty() {
+            break;
+        }
+        for _ in 0..8 {
+            fast.send(&ClientMessage::Signal {
+                to: target,
+                payload: payload.clone(),
+            })
+            .await;
+        }
+        fast.drain(Duration::from_millis(5)).await;
+    }
+    assert!(log.has_cut(slow.user, "slow consumer", 1008).await);
+    drop(silent);
+}
