@@ -348,3 +348,34 @@ impl Call {
         self.rtc.events()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::device::{MicSpec, SpeakerSpec};
+
+    /// A call that ends leaves nothing running on the runtime: the peer
+    /// manager and both uplinks end with it.
+    #[test]
+    fn a_dropped_call_leaves_no_task_behind() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let options =
+            CallOptions::fakes(MicSpec::Tone(440.0), SpeakerSpec::None, CameraSpec::Pattern);
+        let call = Call::start(rt.handle(), options, Arc::new(|_, _| {})).expect("call");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            rt.metrics().num_alive_tasks() >= 3,
+            "manager and two uplinks"
+        );
+        drop(call);
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while rt.metrics().num_alive_tasks() > 0 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(rt.metrics().num_alive_tasks(), 0);
+    }
+}

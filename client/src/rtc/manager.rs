@@ -94,8 +94,8 @@ impl Manager {
             };
             let actions = tokio::select! {
                 input = rx.recv() => match input {
+                    Some(Input::Stop) | None => break,
                     Some(input) => self.handle(input).await,
-                    None => break,
                 },
                 () = timer => self.table.handle_timeout(Instant::now()),
             };
@@ -142,6 +142,7 @@ impl Manager {
                 Vec::new()
             }
             Input::CloseAll => self.table.close_all(),
+            Input::Stop => Vec::new(),
             Input::Local(peer, session, candidate) => {
                 let Some(conn) = self.conns.get(&peer).filter(|c| c.session == session) else {
                     return Vec::new();

@@ -73,6 +73,9 @@ enum Input {
     Signal(UserId, serde_json::Value),
     IceServers(Vec<IceServer>),
     CloseAll,
+    /// The handle is gone: hang up and end the task (it holds a sender of
+    /// its own for the callbacks, so its queue never closes by itself).
+    Stop,
     Local(UserId, u64, Option<RTCIceCandidate>),
     State(UserId, u64, RTCPeerConnectionState),
 }
@@ -181,6 +184,6 @@ impl PeerManager {
 
 impl Drop for PeerManager {
     fn drop(&mut self) {
-        let _ = self.tx.send(Input::CloseAll);
+        let _ = self.tx.send(Input::Stop);
     }
 }

@@ -64,6 +64,28 @@ async fn serves_from_env_settings_and_stops_cleanly_on_sigterm() {
         data.join("hallway.db").exists(),
         "the data directory was created"
     );
+    // Two people in the office when the signal comes: both get 1001.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut clients = Vec::new();
+    for name in ["Ann", "Bob"] {
+        let auth: hallway_shared::protocol::AuthResponse = http
+            .post(format!("http://{addr}/api/auth/guest"))
+            .json(&hallway_shared::protocol::GuestRequest {
+                display_name: name.into(),
+            })
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut c = crate::common::Client::connect(addr, &auth.token)
+            .await
+            .unwrap();
+        c.user = auth.user.id;
+        c.join(crate::common::OFFICE).await;
+        clients.push(c);
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -81,6 +103,10 @@ async fn serves_from_env_settings_and_stops_cleanly_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status}");
+    for c in &mut clients {
+        c.drain(Duration::from_secs(1)).await;
+        assert_eq!(c.closed, Some(Some(1001)), "user {} on SIGTERM", c.user);
+    }
 }
 
 #[test]
