@@ -29,8 +29,6 @@ pub struct Client {
 pub enum Update {
     /// The space changed (see [`SpaceState::apply`]).
     Space(Change),
-    /// A server message was applied (for what only the driver cares about).
-    Message(Box<ServerMessage>),
     /// The connection changed: every event but a message.
     Connection(NetEvent),
 }
@@ -80,9 +78,7 @@ impl Client {
         {
             self.chat.notices.push(message.clone());
         }
-        let mut updates: Vec<Update> = changes.into_iter().map(Update::Space).collect();
-        updates.push(Update::Message(msg));
-        updates
+        changes.into_iter().map(Update::Space).collect()
     }
 }
 
@@ -135,7 +131,6 @@ mod tests {
         assert!(matches!(sent, ClientMessage::ChatSend { .. }));
         let updates = client.absorb(welcome(), &net);
         assert_eq!(updates[0], Update::Space(Change::Welcomed));
-        assert!(matches!(updates.last(), Some(Update::Message(_))));
         assert_eq!(client.space.me, Some(UserId(1)));
         let resent = far.sent();
         assert!(

@@ -256,7 +256,6 @@ fn drain_network(
                 Update::Space(change) => {
                     changes.write(SpaceChanged(change));
                 }
-                Update::Message(_) => {}
                 Update::Connection(event) => {
                     session.status = match &event {
                         NetEvent::Connecting { attempt } => {
