@@ -18,8 +18,12 @@ pub struct Config {
     pub max_steps_per_second: f32,
     /// Steps a client may take in a burst above that rate (network jitter).
     pub step_burst: f32,
-    /// Handed to clients for WebRTC.
+    /// External STUN/TURN servers handed to clients for WebRTC (after the
+    /// built-in relay's, if it runs).
     pub ice_servers: Vec<IceServer>,
+    /// The built-in STUN/TURN relay; `None` runs none (the binary runs it
+    /// unless `--no-turn`).
+    pub turn: Option<crate::relay::TurnConfig>,
     /// How often the server pings each WebSocket.
     pub ping_interval: Duration,
     /// A WebSocket silent this long (not even a pong) is closed.
@@ -63,6 +67,7 @@ impl Config {
             max_steps_per_second: 8.0,
             step_burst: 4.0,
             ice_servers: Vec::new(),
+            turn: None,
             ping_interval: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             outbox_capacity: 512,

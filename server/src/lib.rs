@@ -13,6 +13,7 @@ pub mod hub;
 pub mod maps;
 pub mod outbox;
 pub mod rate;
+pub mod relay;
 pub mod routes;
 pub mod space;
 pub mod state;
@@ -46,6 +47,8 @@ pub enum ServeError {
     Maps(#[from] maps::MapError),
     #[error("cannot listen: {0}")]
     Listen(#[source] std::io::Error),
+    #[error(transparent)]
+    Relay(#[from] relay::RelayError),
     #[error("the server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -67,9 +70,24 @@ pub async fn serve(
         .await
         .map_err(ServeError::DefaultSpace)?;
 
+    let (relay, ice) = match &config.turn {
+        Some(turn) => {
+            let secret = relay::credentials::load_or_create_secret(&config.data_dir)
+                .map_err(|e| relay::RelayError::Secret(config.data_dir.clone(), e))?;
+            let http_ip = listener.local_addr().map_err(ServeError::Listen)?.ip();
+            let (relay, ice) =
+                relay::Relay::start(turn, http_ip, &secret, config.ice_servers.clone()).await?;
+            (Some(relay), ice)
+        }
+        None => (
+            None,
+            relay::IceServers::external(config.ice_servers.clone()),
+        ),
+    };
+
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let state = state::AppState::new(config, store, maps, stop.clone(), tracker.clone());
+    let state = state::AppState::new(config, store, maps, ice, stop.clone(), tracker.clone());
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -85,6 +103,9 @@ pub async fn serve(
         .await
         .map_err(ServeError::Listen)?;
     stop.cancel();
+    if let Some(relay) = relay {
+        relay.close().await;
+    }
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
         .await

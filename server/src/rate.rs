@@ -30,11 +30,16 @@ impl TokenBucket {
     }
 
     pub fn try_take_at(&mut self, now: Instant) -> bool {
+        self.try_take_n_at(1.0, now)
+    }
+
+    /// Takes `n` tokens if there are that many (bytes, for a bandwidth cap).
+    pub fn try_take_n_at(&mut self, n: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false

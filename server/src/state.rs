@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::maps::MapStore;
 use crate::rate::WindowLimiter;
+use crate::relay::IceServers;
 use crate::space::Spaces;
 use crate::store::Store;
 use std::ops::Deref;
@@ -20,6 +21,8 @@ pub struct Inner {
     pub config: Arc<Config>,
     pub store: Store,
     pub maps: MapStore,
+    /// What clients get in `welcome` and `ice_servers`.
+    pub ice: IceServers,
     pub spaces: Spaces,
     pub hub: Hub,
     pub login_limiter: WindowLimiter,
@@ -35,13 +38,20 @@ impl AppState {
         config: Config,
         store: Store,
         maps: MapStore,
+        ice: IceServers,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
         let config = Arc::new(config);
         let minute = Duration::from_secs(60);
         AppState(Arc::new(Inner {
-            spaces: Spaces::new(Arc::clone(&config), shutdown.clone(), tracker.clone()),
+            spaces: Spaces::new(
+                Arc::clone(&config),
+                ice.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ),
+            ice,
             hub: Hub::default(),
             login_limiter: WindowLimiter::new(config.login_attempts_per_minute, minute),
             address_limiter: WindowLimiter::new(config.login_attempts_per_address_minute, minute),

@@ -123,6 +123,9 @@ pub enum ServerMessage {
     },
     /// Your complete current peer list, sent whenever it changes.
     Proximity { peers: Vec<Peer> },
+    /// Fresh ICE servers (new relay credentials) before the ones in
+    /// `welcome` expire; they replace them for connections opened from now on.
+    IceServers { ice_servers: Vec<IceServer> },
     /// A `move` was refused; this is where you really are.
     MoveRejected {
         x: i32,

@@ -11,10 +11,11 @@ use super::Joiner;
 use crate::config::Config;
 use crate::outbox::{CLOSE_REPLACED, CLOSE_RESTARTED, ConnId, Outbox, encode};
 use crate::rate::TokenBucket;
+use crate::relay::IceServers;
 use axum::extract::ws::Utf8Bytes;
 use hallway_shared::protocol::{
-    ErrorCode, IceServer, Member, MoveRejection, Moved, PROTOCOL_VERSION, Peer, ServerMessage,
-    SpaceInfo, SpaceRules, Status,
+    ErrorCode, Member, MoveRejection, Moved, PROTOCOL_VERSION, Peer, ServerMessage, SpaceInfo,
+    SpaceRules, Status,
 };
 use hallway_shared::proximity::{GraphChanges, PeerGraph, Spot, is_offerer};
 use hallway_shared::{Facing, MapModel, TilePos, UserId};
@@ -101,7 +102,7 @@ pub struct SpaceActor {
     info: SpaceInfo,
     map: Arc<MapModel>,
     rules: SpaceRules,
-    ice_servers: Vec<IceServer>,
+    ice: IceServers,
     tick: Duration,
     grace: Duration,
     members: HashMap<UserId, Present>,
@@ -121,13 +122,14 @@ impl SpaceActor {
         map: Arc<MapModel>,
         rules: SpaceRules,
         config: &Config,
+        ice: IceServers,
         online: Arc<AtomicUsize>,
     ) -> Self {
         Self {
             info,
             map,
             rules,
-            ice_servers: config.ice_servers.clone(),
+            ice,
             tick: config.tick,
             grace: Duration::from_millis(rules.proximity.signal_grace_ms),
             members: HashMap::new(),
@@ -351,7 +353,7 @@ impl SpaceActor {
             space,
             members: self.member_list(),
             rules: self.rules,
-            ice_servers: self.ice_servers.clone(),
+            ice_servers: self.ice.for_user(user),
         });
     }
 

@@ -7,6 +7,7 @@ pub use actor::{Command, JoinError};
 
 use crate::config::Config;
 use crate::outbox::{ConnId, Outbox};
+use crate::relay::IceServers;
 use hallway_shared::protocol::{Member, SpaceInfo, SpaceRules, Status};
 use hallway_shared::{Facing, MapModel, SpaceId, TilePos, UserId};
 use std::collections::HashMap;
@@ -111,15 +112,22 @@ impl SpaceHandle {
 /// The running spaces, started on first use.
 pub struct Spaces {
     config: Arc<Config>,
+    ice: IceServers,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     running: Mutex<HashMap<SpaceId, SpaceHandle>>,
 }
 
 impl Spaces {
-    pub fn new(config: Arc<Config>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        ice: IceServers,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
         Self {
             config,
+            ice,
             shutdown,
             tracker,
             running: Mutex::new(HashMap::new()),
@@ -156,7 +164,8 @@ impl Spaces {
             tx,
             online: Arc::clone(&online),
         };
-        let actor = actor::SpaceActor::new(info, map, rules, &self.config, online);
+        let actor =
+            actor::SpaceActor::new(info, map, rules, &self.config, self.ice.clone(), online);
         self.tracker
             .spawn(actor.run(rx, self.shutdown.child_token()));
         running.insert(handle.id, handle.clone());

@@ -159,6 +159,16 @@ async fn write_loop(
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
 }
 
+impl Session {
+    fn refresh_ice_servers(&self) {
+        if self.space.is_some() {
+            self.outbox.send_msg(&ServerMessage::IceServers {
+                ice_servers: self.state.ice.for_user(self.user.id),
+            });
+        }
+    }
+}
+
 struct Session {
     state: AppState,
     user: UserInfo,
@@ -172,11 +182,25 @@ impl Session {
     async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>) {
         let kill = self.outbox.closed().clone();
         let idle = self.state.config.idle_timeout;
+        let mut idle_until = tokio::time::Instant::now() + idle;
+        // Relay credentials expire: a joined client gets fresh ones in time.
+        let every = self
+            .state
+            .ice
+            .refresh_every()
+            .unwrap_or(Duration::from_secs(1 << 30));
+        let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = tokio::select! {
                 () = kill.cancelled() => return,
-                next = tokio::time::timeout(idle, stream.next()) => next,
+                next = tokio::time::timeout_at(idle_until, stream.next()) => next,
+                _ = refresh.tick() => {
+                    self.refresh_ice_servers();
+                    continue;
+                }
             };
+            idle_until = tokio::time::Instant::now() + idle;
             let message = match next {
                 Err(_) => {
                     self.outbox.close(CLOSE_IDLE);

@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod cli;
 mod proximity;
+mod relay;
 mod robustness;
 mod signaling;
 mod spaces;

@@ -28,7 +28,14 @@ impl Harness {
             online: 0,
         };
         let rules = config.default_rules();
-        let actor = SpaceActor::new(info, map, rules, &config, Arc::default());
+        let actor = SpaceActor::new(
+            info,
+            map,
+            rules,
+            &config,
+            IceServers::external(Vec::new()),
+            Arc::default(),
+        );
         Harness {
             actor,
             members: Vec::new(),
