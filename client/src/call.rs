@@ -62,6 +62,7 @@ impl CallOptions {
             noise_suppression: false,
             rtc: RtcOptions {
                 loopback_only: true,
+                ..RtcOptions::default()
             },
             camera_on: camera != CameraSpec::None,
             camera,
@@ -150,6 +151,9 @@ impl Call {
                 }
                 self.rtc.set_peers(peers.clone());
                 self.update_spatial(state, map);
+            }
+            ServerMessage::IceServers { ice_servers } => {
+                self.rtc.set_ice_servers(ice_servers.clone());
             }
             ServerMessage::Signal { from, payload } => self.rtc.signal(*from, payload.clone()),
             ServerMessage::Presence { .. } | ServerMessage::MoveRejected { .. } => {

@@ -265,6 +265,7 @@ fn no_microphone_or_speaker_is_not_a_crash() {
             noise_suppression: true,
             rtc: RtcOptions {
                 loopback_only: true,
+                ..RtcOptions::default()
             },
             ..CallOptions::default()
         }),

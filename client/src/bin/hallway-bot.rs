@@ -57,6 +57,9 @@ struct Args {
     /// Gather only loopback ICE candidates.
     #[arg(long)]
     loopback_only: bool,
+    /// Connect to peers only through a TURN relay (hides our address).
+    #[arg(long)]
+    relay_only: bool,
     /// Also write the report to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -92,6 +95,7 @@ fn main() -> anyhow::Result<()> {
             noise_suppression: args.noise_suppression,
             rtc: RtcOptions {
                 loopback_only: args.loopback_only,
+                relay_only: args.relay_only,
             },
             camera_on: camera.is_some(),
             camera: camera.unwrap_or(CameraSpec::None),

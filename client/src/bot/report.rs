@@ -92,6 +92,11 @@ pub struct PeerReport {
     pub pattern_latency_ms: Option<(f64, f64)>,
     /// PNGs written to `--video-out`.
     pub video_files: Vec<String>,
+    /// The latest link's route: `host`, `srflx` (direct through NAT) or
+    /// `relay` (through TURN), once ICE selected a pair.
+    pub route: Option<&'static str>,
+    /// ICE restarts on the latest link (each one a broken path recovered).
+    pub ice_restarts: u32,
 }
 
 /// What the bot saw of one peer's video.
@@ -315,6 +320,13 @@ impl Collector {
                 entry.pattern_latency_ms = Some(p);
             }
             entry.video_files.clone_from(&seen.files);
+        }
+        for (peer, link) in call.links() {
+            let entry = self.report.peers.entry(peer.0).or_default();
+            if let Some(route) = link.route {
+                entry.route = Some(route.as_str());
+            }
+            entry.ice_restarts = link.ice_restarts;
         }
         self.videos = call.videos();
         for (peer, v) in &self.videos {

@@ -105,6 +105,9 @@ impl SpaceState {
                 self.peers.clone_from(peers);
                 changes.push(Change::Peers);
             }
+            ServerMessage::IceServers { ice_servers } => {
+                self.ice_servers.clone_from(ice_servers);
+            }
             ServerMessage::MoveRejected { x, y, facing, .. } => {
                 if let Some(me) = self.me.and_then(|me| self.members.get_mut(&me)) {
                     me.x = *x;

@@ -11,6 +11,10 @@
 //!   answerer answers offers from peers in its list, and only those.
 //! - A signal naming another session than the current one is stale and
 //!   ignored; an offer with a new session replaces the current connection.
+//! - A connected link whose path breaks (webrtc-rs says `disconnected`) is
+//!   restarted in place by the offerer: an ICE restart offer on the same
+//!   session, answered as any offer is. If it is not connected again within
+//!   `connect_timeout`, it counts as failed.
 //! - A connection that fails (or is not connected after `connect_timeout`) is
 //!   closed and started over after a backoff that grows with the failures
 //!   since the last success: the offerer offers again with a new session, the
@@ -20,7 +24,7 @@
 //!   taken, anything that would open a connection is not.
 
 use super::signal::{RemoteCandidate, SignalPayload};
-use super::{LinkInfo, RtcEvent};
+use super::{LinkInfo, Route, RtcEvent};
 use hallway_shared::UserId;
 use hallway_shared::protocol::Peer;
 use std::collections::HashMap;
@@ -64,6 +68,8 @@ impl fmt::Display for LinkState {
 pub enum Action {
     /// Open a connection for `session` and send the peer an offer.
     Offer { peer: UserId, session: u64 },
+    /// Offer an ICE restart on the connection for `session`.
+    IceRestart { peer: UserId, session: u64 },
     /// Answer the offer `sdp` on the connection for `session`, opening it
     /// first if `open`.
     Answer {
@@ -130,6 +136,10 @@ struct Link {
     state: LinkState,
     connected_at: Option<Instant>,
     retry_at: Option<Instant>,
+    /// When the ICE restart in progress began.
+    restart_at: Option<Instant>,
+    restarts: u32,
+    route: Option<Route>,
 }
 
 impl Link {
@@ -143,15 +153,19 @@ impl Link {
             state: LinkState::New,
             connected_at: None,
             retry_at: None,
+            restart_at: None,
+            restarts: 0,
+            route: None,
         }
     }
 
     /// When this link needs attention next, if ever.
     fn deadline(&self, timing: &Timing) -> Option<Instant> {
-        match (self.retry_at, self.connected_at) {
-            (Some(at), _) => Some(at),
-            (None, None) => Some(self.created + timing.connect_timeout),
-            (None, Some(_)) => None,
+        match (self.retry_at, self.connected_at, self.restart_at) {
+            (Some(at), _, _) => Some(at),
+            (None, None, _) => Some(self.created + timing.connect_timeout),
+            (None, Some(_), Some(at)) => Some(at + timing.connect_timeout),
+            (None, Some(_), None) => None,
         }
     }
 }
@@ -350,13 +364,32 @@ impl LinkTable {
         match state {
             LinkState::Connected => {
                 link.connected_at.get_or_insert(now);
+                link.restart_at = None;
                 if let Some(w) = self.wanted.get_mut(&peer) {
                     w.attempts = 0;
                 }
                 vec![Action::Event(RtcEvent::Connected(peer))]
             }
             LinkState::Failed => self.fail(peer, now),
+            // The path broke: the offerer restarts ICE (once at a time); the
+            // answerer answers that offer like any other.
+            LinkState::Disconnected
+                if link.offerer && link.connected_at.is_some() && link.restart_at.is_none() =>
+            {
+                link.restart_at = Some(now);
+                link.restarts = link.restarts.saturating_add(1);
+                // The answer to come is a new remote description.
+                link.remote_set = false;
+                vec![Action::IceRestart { peer, session }]
+            }
             _ => Vec::new(),
+        }
+    }
+
+    /// The connection for `session` selected a candidate pair.
+    pub fn on_route(&mut self, peer: UserId, session: u64, route: Route) {
+        if let Some(link) = self.link_mut(peer, session) {
+            link.route = Some(route);
         }
     }
 
@@ -378,6 +411,12 @@ impl LinkTable {
                 Some(at) if now >= at => due.push(id),
                 None if link.connected_at.is_none()
                     && now.duration_since(link.created) >= self.timing.connect_timeout =>
+                {
+                    stuck.push(id);
+                }
+                None if link
+                    .restart_at
+                    .is_some_and(|at| now.duration_since(at) >= self.timing.connect_timeout) =>
                 {
                     stuck.push(id);
                 }
@@ -426,6 +465,8 @@ impl LinkTable {
                     linked_at: wanted.map_or(l.created, |w| w.since),
                     connected_at: l.connected_at,
                     attempts: wanted.map_or(0, |w| w.attempts),
+                    route: l.route,
+                    ice_restarts: l.restarts,
                 };
                 (id, info)
             })

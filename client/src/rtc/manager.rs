@@ -8,7 +8,7 @@ use super::engine::{describe, first_mid, prefer_own_codecs};
 use super::links::{Action, LinkState, LinkTable};
 use super::signal::{RemoteCandidate, SignalPayload};
 use super::tracks::{self, Sinks};
-use super::{Input, LinkInfo, RtcEvent, SignalOut};
+use super::{Input, LinkInfo, Route, RtcEvent, SignalOut};
 use crate::media::mixer::MixerControl;
 use crate::media::video::camera::CameraControl;
 use crate::media::video::remote::VideoInput;
@@ -21,9 +21,13 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use webrtc::api::API;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::ice_transport::ice_candidate_pair::RTCIceCandidatePair;
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
+use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::track::track_local::TrackLocal;
@@ -40,6 +44,7 @@ struct Conn {
 
 pub(super) struct Manager {
     api: Arc<API>,
+    relay_only: bool,
     track: Arc<TrackLocalStaticRTP>,
     video_track: Arc<TrackLocalStaticSample>,
     camera: Arc<CameraControl>,
@@ -57,6 +62,7 @@ impl Manager {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         api: Arc<API>,
+        relay_only: bool,
         track: Arc<TrackLocalStaticRTP>,
         video_track: Arc<TrackLocalStaticSample>,
         camera: Arc<CameraControl>,
@@ -69,6 +75,7 @@ impl Manager {
     ) -> Manager {
         Manager {
             api,
+            relay_only,
             track,
             video_track,
             camera,
@@ -165,6 +172,10 @@ impl Manager {
             Input::State(peer, session, state) => {
                 self.table.on_state(peer, session, link_state(state), now)
             }
+            Input::Route(peer, session, route) => {
+                self.table.on_route(peer, session, route);
+                Vec::new()
+            }
         }
     }
 
@@ -193,6 +204,32 @@ impl Manager {
                     }
                     Err(e) => {
                         tracing::warn!("offer to {peer:?}: {e}");
+                        self.table.failed(peer, session, Instant::now())
+                    }
+                }
+            }
+            Action::IceRestart { peer, session } => {
+                let Some(pc) = self.pc(peer, session) else {
+                    return Vec::new();
+                };
+                tracing::info!("path to {peer:?} broke: restarting ICE");
+                let options = RTCOfferOptions {
+                    ice_restart: true,
+                    voice_activity_detection: false,
+                };
+                let offered = async {
+                    let offer = pc.create_offer(Some(options)).await?;
+                    describe(&pc, offer).await
+                }
+                .await;
+                match offered {
+                    Ok(sdp) => {
+                        let session = Some(session);
+                        self.send(peer, &SignalPayload::Offer { sdp, session });
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::warn!("ICE restart offer to {peer:?}: {e}");
                         self.table.failed(peer, session, Instant::now())
                     }
                 }
@@ -334,6 +371,11 @@ impl Manager {
                     credential: s.credential.clone().unwrap_or_default(),
                 })
                 .collect(),
+            ice_transport_policy: if self.relay_only {
+                RTCIceTransportPolicy::Relay
+            } else {
+                RTCIceTransportPolicy::All
+            },
             ..Default::default()
         }
     }
@@ -359,6 +401,14 @@ impl Manager {
             let _ = tx.send(Input::State(peer, session, s));
             Box::pin(async {})
         }));
+        let tx = self.tx.clone();
+        pc.sctp()
+            .transport()
+            .ice_transport()
+            .on_selected_candidate_pair_change(Box::new(move |pair| {
+                let _ = tx.send(Input::Route(peer, session, route_of(&pair)));
+                Box::pin(async {})
+            }));
         let sinks = self.sinks.clone();
         let weak_pc = Arc::downgrade(&pc);
         pc.on_track(Box::new(move |track, _receiver, _transceiver| {
@@ -395,6 +445,22 @@ fn ice_candidate(c: RemoteCandidate) -> RTCIceCandidateInit {
         sdp_mid: c.sdp_mid,
         sdp_mline_index: c.sdp_mline_index,
         username_fragment: None,
+    }
+}
+
+/// The route of a selected pair: relayed if either end is a relay, else
+/// reflexive if either end is, else host to host.
+fn route_of(pair: &RTCIceCandidatePair) -> Route {
+    let types = [pair.local.typ, pair.remote.typ];
+    if types.contains(&RTCIceCandidateType::Relay) {
+        Route::Relay
+    } else if types
+        .iter()
+        .any(|t| matches!(t, RTCIceCandidateType::Srflx | RTCIceCandidateType::Prflx))
+    {
+        Route::Srflx
+    } else {
+        Route::Host
     }
 }
 

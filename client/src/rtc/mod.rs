@@ -1,8 +1,9 @@
 //! The peer manager: one webrtc-rs `RTCPeerConnection` per proximity peer,
 //! driven by the server's `proximity` lists and the `signal` payloads of
 //! `docs/protocol.md` §6. The side the server names offers; ICE candidates
-//! trickle; a peer that leaves the list is closed and freed; a connection that
-//! fails is started over with a new session number.
+//! trickle; a peer that leaves the list is closed and freed; a connection whose
+//! path breaks is recovered by an ICE restart, and one that fails is started
+//! over with a new session number.
 //!
 //! - [`links`]: the link table, every rule above as pure data and transitions.
 //! - [`manager`]: the task that owns the connections and carries out the
@@ -45,6 +46,39 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct RtcOptions {
     /// Only loopback candidates (tests and same-machine demos).
     pub loopback_only: bool,
+    /// Connect only through a TURN relay, so peers never learn our address
+    /// (ICE transport policy "relay").
+    pub relay_only: bool,
+}
+
+/// Which way a connection's media goes: the types of its selected ICE
+/// candidate pair (the "furthest" of the two ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Route {
+    /// Straight between the two hosts' own addresses (same network).
+    Host,
+    /// Direct, through at least one NAT (server- or peer-reflexive).
+    Srflx,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Host => "host",
+            Route::Srflx => "srflx",
+            Route::Relay => "relay",
+        }
+    }
+
+    /// What the People tab says.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Relay => "relayed",
+            Route::Host | Route::Srflx => "direct",
+        }
+    }
 }
 
 /// The state of one peer link, as the UI and reports see it.
@@ -56,6 +90,10 @@ pub struct LinkInfo {
     pub linked_at: Instant,
     pub connected_at: Option<Instant>,
     pub attempts: u32,
+    /// The selected candidate pair's route, once there is one.
+    pub route: Option<Route>,
+    /// ICE restarts this connection went through (a broken path recovered).
+    pub ice_restarts: u32,
 }
 
 /// What the peer manager reports.
@@ -78,6 +116,7 @@ enum Input {
     Stop,
     Local(UserId, u64, Option<RTCIceCandidate>),
     State(UserId, u64, RTCPeerConnectionState),
+    Route(UserId, u64, Route),
 }
 
 /// Sends a signal payload to a user through the WebSocket session.
@@ -135,6 +174,7 @@ impl PeerManager {
         let table = LinkTable::new(timing, || rand::random::<u64>() >> 11);
         let manager = manager::Manager::new(
             api,
+            options.relay_only,
             track,
             video_track,
             video.camera,

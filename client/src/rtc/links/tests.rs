@@ -418,3 +418,142 @@ fn candidates_queue_up_to_a_limit() {
     }
     assert_eq!(t.described(HIGH, 101).len(), MAX_PENDING_CANDIDATES);
 }
+
+/// The offerer's link to HIGH, answered and connected at `t0`.
+fn connected_offerer(t0: Instant) -> LinkTable {
+    let mut t = table();
+    t.set_peers(&peers(&[HIGH]), t0);
+    let answer = SignalPayload::Answer {
+        sdp: "answer".into(),
+        session: Some(101),
+    };
+    assert_eq!(t.on_signal(HIGH, answer, t0).len(), 1);
+    t.described(HIGH, 101);
+    t.on_state(HIGH, 101, LinkState::Connected, t0);
+    t
+}
+
+#[test]
+fn a_broken_path_is_restarted_in_place_by_the_offerer() {
+    let t0 = Instant::now();
+    let mut t = connected_offerer(t0);
+    t.on_route(HIGH, 101, Route::Srflx);
+    assert_eq!(t.info()[&HIGH].route, Some(Route::Srflx));
+    // Disconnected: an ICE restart on the same session, once.
+    let a = t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.0));
+    assert_eq!(
+        a,
+        vec![Action::IceRestart {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    assert!(
+        t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.5))
+            .is_empty()
+    );
+    assert_eq!(t.info()[&HIGH].ice_restarts, 1);
+    // Its answer is taken (a new remote description), candidates before it wait.
+    assert!(t.on_signal(HIGH, candidate(7, Some(101)), secs(t0, 10.6)).is_empty());
+    let answer = SignalPayload::Answer {
+        sdp: "restart answer".into(),
+        session: Some(101),
+    };
+    assert_eq!(
+        t.on_signal(HIGH, answer, secs(t0, 10.7)),
+        vec![Action::Accept {
+            peer: HIGH,
+            session: 101,
+            sdp: "restart answer".into()
+        }]
+    );
+    assert_eq!(
+        t.described(HIGH, 101),
+        vec![Action::Candidate {
+            peer: HIGH,
+            session: 101,
+            candidate: remote(7)
+        }]
+    );
+    // Connected again: same session, the first connection time kept, no
+    // failure counted; a later break restarts again.
+    let a = t.on_state(HIGH, 101, LinkState::Connected, secs(t0, 11.0));
+    assert_eq!(a, vec![Action::Event(RtcEvent::Connected(HIGH))]);
+    let info = &t.info()[&HIGH];
+    assert_eq!((info.session, info.attempts), (101, 0));
+    assert_eq!(info.connected_at, Some(t0));
+    assert_eq!(t.poll_timeout(), None);
+    assert_eq!(
+        t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 30.0)),
+        vec![Action::IceRestart {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    assert_eq!(t.info()[&HIGH].ice_restarts, 2);
+}
+
+#[test]
+fn a_restart_that_does_not_connect_in_time_starts_over() {
+    let t0 = Instant::now();
+    let mut t = connected_offerer(t0);
+    t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.0));
+    assert_eq!(t.poll_timeout(), Some(secs(t0, 25.0)));
+    assert!(t.handle_timeout(secs(t0, 24.9)).is_empty());
+    let a = t.handle_timeout(secs(t0, 25.0));
+    assert_eq!(
+        a,
+        vec![
+            Action::Event(RtcEvent::Failed(HIGH)),
+            Action::Drop {
+                peer: HIGH,
+                session: 101,
+                restart: false
+            }
+        ]
+    );
+    // After the backoff: a new connection with a new session.
+    assert_eq!(
+        t.handle_timeout(secs(t0, 26.0)),
+        vec![Action::Offer {
+            peer: HIGH,
+            session: 102
+        }]
+    );
+}
+
+#[test]
+fn the_answerer_waits_for_the_offerers_restart_and_answers_it() {
+    let t0 = Instant::now();
+    let mut t = table();
+    t.set_peers(&peers(&[LOW]), t0);
+    t.on_signal(LOW, offer(7), t0);
+    t.described(LOW, 7);
+    t.on_state(LOW, 7, LinkState::Connected, t0);
+    // Its own disconnect starts nothing: the offerer restarts.
+    assert!(
+        t.on_state(LOW, 7, LinkState::Disconnected, secs(t0, 5.0))
+            .is_empty()
+    );
+    // The restart offer (same session) is answered on the open connection.
+    assert_eq!(
+        t.on_signal(LOW, offer(7), secs(t0, 5.1)),
+        vec![Action::Answer {
+            peer: LOW,
+            session: 7,
+            sdp: "offer 7".into(),
+            open: false
+        }]
+    );
+    let a = t.on_state(LOW, 7, LinkState::Connected, secs(t0, 5.5));
+    assert_eq!(a, vec![Action::Event(RtcEvent::Connected(LOW))]);
+    // A disconnect that never recovers still ends in failure (webrtc-rs
+    // reports it failed), which asks the offerer for a new session.
+    t.on_state(LOW, 7, LinkState::Disconnected, secs(t0, 9.0));
+    let a = t.on_state(LOW, 7, LinkState::Failed, secs(t0, 15.0));
+    assert!(a.contains(&Action::Drop {
+        peer: LOW,
+        session: 7,
+        restart: true
+    }));
+}
