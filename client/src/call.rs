@@ -339,6 +339,11 @@ impl Call {
         self.since.get(&peer).copied()
     }
 
+    /// See [`PeerManager::set_relay_only`].
+    pub fn set_relay_only(&self, on: bool) {
+        self.rtc.set_relay_only(on);
+    }
+
     pub fn links(&self) -> HashMap<UserId, LinkInfo> {
         self.rtc.links()
     }
@@ -369,7 +374,7 @@ mod tests {
             .expect("runtime");
         let options =
             CallOptions::fakes(MicSpec::Tone(440.0), SpeakerSpec::None, CameraSpec::Pattern);
-        let call = Call::start(rt.handle(), options, Arc::new(|_, _| {})).expect("call");
+        let call = Call::start(rt.handle(), options, SignalOut::nowhere()).expect("call");
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(
             rt.metrics().num_alive_tasks() >= 3,

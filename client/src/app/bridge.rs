@@ -16,7 +16,6 @@ use bevy::prelude::*;
 use hallway_shared::protocol::{AuthResponse, ChannelInfo, ClientMessage, MessagePage, SpaceInfo};
 use hallway_shared::{ChannelId, MapModel, SpaceId};
 use std::future::Future;
-use std::sync::Arc;
 
 /// Results of async work, delivered to Bevy.
 #[derive(Debug)]
@@ -156,7 +155,10 @@ impl Session {
                     .map_or(SpeakerSpec::Default, SpeakerSpec::Named)
             }),
             noise_suppression: audio.noise_suppression,
-            rtc: Default::default(),
+            rtc: crate::rtc::RtcOptions {
+                relay_only: audio.always_relay,
+                ..Default::default()
+            },
             camera: self.fake_camera.clone().unwrap_or_else(|| {
                 self.settings
                     .video
@@ -173,9 +175,7 @@ impl Session {
     fn start_voice(&mut self, bridge: &Bridge, sender: net::NetSender) {
         // The old call (and its peer connections) goes first.
         self.client.call = None;
-        let out: crate::rtc::SignalOut = Arc::new(move |to, payload| {
-            sender.send(ClientMessage::Signal { to, payload });
-        });
+        let out = crate::rtc::SignalOut::through(sender);
         match Call::start(&bridge.handle(), self.voice_options(), out) {
             Ok(mut voice) => {
                 let audio = &self.settings.audio;

@@ -147,10 +147,7 @@ impl Bot {
         client.map = Some(map.clone());
         if let Some(mut options) = options.voice {
             options.video_tap = Some(tap_tx);
-            let sender = net.sender();
-            let out: crate::rtc::SignalOut = Arc::new(move |to, payload| {
-                sender.send(ClientMessage::Signal { to, payload });
-            });
+            let out = crate::rtc::SignalOut::through(net.sender());
             client.call = Some(Call::start(rt.handle(), options, out)?);
         }
         net.send(ClientMessage::Join {

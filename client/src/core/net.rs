@@ -37,8 +37,14 @@ pub enum NetEvent {
 #[derive(Debug)]
 enum Command {
     Send(ClientMessage),
+    /// Check now that the connection still carries (see [`NetSender::probe`]).
+    Probe,
     Stop,
 }
+
+/// How long a probe waits for any frame back before the connection counts
+/// as dead.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// The non-blocking end of a session.
 #[derive(Debug)]
@@ -94,6 +100,15 @@ pub struct NetSender(mpsc::UnboundedSender<Command>);
 impl NetSender {
     pub fn send(&self, msg: ClientMessage) {
         let _ = self.0.send(Command::Send(msg));
+    }
+
+    /// The network may have changed under us (a call's path broke): ping
+    /// the server now, and if nothing comes back within [`PROBE_TIMEOUT`]
+    /// (or the socket errors, as a TCP connection whose NAT mapping is gone
+    /// does at once), reconnect without waiting. Otherwise a dead TCP
+    /// connection goes unnoticed for as long as nothing is sent on it.
+    pub fn probe(&self) {
+        let _ = self.0.send(Command::Probe);
     }
 }
 
@@ -210,28 +225,52 @@ async fn run(
     loop {
         attempt += 1;
         let _ = events.send(NetEvent::Connecting { attempt });
-        let reason = match connect(&url, &token).await {
+        let outcome = match connect(&url, &token).await {
             Err(ConnectError::Unauthorized) => {
                 let _ = events.send(NetEvent::Unauthorized);
                 return;
             }
-            Err(ConnectError::Other(e)) => e,
+            Err(ConnectError::Other(e)) => (e, false),
             Ok(ws) => {
                 attempt = 0;
                 let _ = events.send(NetEvent::Connected);
                 let (mut sink, mut stream) = ws.split();
                 let mut reason = String::from("connection closed");
+                let mut lost = false;
                 if let Some(join) = rejoin.join_message() {
                     let _ = sink.send(encode(&join)).await;
                 }
+                // An unanswered probe's deadline.
+                let mut probe: Option<tokio::time::Instant> = None;
                 loop {
+                    let probe_due = async {
+                        match probe {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
+                        () = probe_due => {
+                            reason = "no answer from the server (the network changed?)".into();
+                            lost = true;
+                            break;
+                        }
                         cmd = commands.recv() => match cmd {
                             Some(Command::Send(msg)) => {
                                 rejoin.observe_out(&msg);
                                 if let Err(e) = sink.send(encode(&msg)).await {
                                     reason = e.to_string();
                                     break;
+                                }
+                            }
+                            Some(Command::Probe) => {
+                                if probe.is_none() {
+                                    probe = Some(tokio::time::Instant::now() + PROBE_TIMEOUT);
+                                    if let Err(e) = sink.send(Message::Ping(Default::default())).await {
+                                        reason = e.to_string();
+                                        lost = true;
+                                        break;
+                                    }
                                 }
                             }
                             Some(Command::Stop) | None => {
@@ -241,6 +280,7 @@ async fn run(
                         },
                         frame = stream.next() => match frame {
                             Some(Ok(Message::Text(text))) => {
+                                probe = None;
                                 match serde_json::from_str::<ServerMessage>(text.as_str()) {
                                     Ok(msg) => {
                                         rejoin.observe_in(&msg, &mut me);
@@ -258,19 +298,28 @@ async fn run(
                                 reason = frame.map_or_else(|| "closed".into(), |f| format!("closed: {} {}", u16::from(f.code), f.reason));
                                 break;
                             }
-                            Some(Ok(_)) => {}
+                            // Pings and pongs: the connection carries.
+                            Some(Ok(_)) => probe = None,
                             Some(Err(e)) => {
                                 reason = e.to_string();
+                                lost = probe.is_some();
                                 break;
                             }
                             None => break,
                         },
                     }
                 }
-                reason
+                (reason, lost)
             }
         };
-        let retry_in = backoff(attempt.max(1));
+        let (reason, lost) = outcome;
+        // A connection lost under a probe is our network, not the server:
+        // reconnect at once (a restarting server gets the backoff).
+        let retry_in = if lost {
+            Duration::ZERO
+        } else {
+            backoff(attempt.max(1))
+        };
         let _ = events.send(NetEvent::Disconnected { reason, retry_in });
         // Wait, but keep taking commands: a join or leave while offline
         // changes where we go on reconnect.
@@ -281,6 +330,7 @@ async fn run(
                 () = &mut sleep => break,
                 cmd = commands.recv() => match cmd {
                     Some(Command::Send(msg)) => rejoin.observe_out(&msg),
+                    Some(Command::Probe) => {}
                     Some(Command::Stop) | None => return,
                 },
             }

@@ -47,6 +47,9 @@ pub struct AudioSettings {
     pub muted: bool,
     /// Per-user volume (1.0 = as is), by user id.
     pub volumes: std::collections::BTreeMap<i64, f32>,
+    /// Connect to peers only through the server's relay, so they never
+    /// learn this computer's address ("Always relay (hide my address)").
+    pub always_relay: bool,
 }
 
 impl Default for AudioSettings {
@@ -58,6 +61,7 @@ impl Default for AudioSettings {
             push_to_talk: false,
             muted: false,
             volumes: Default::default(),
+            always_relay: false,
         }
     }
 }
@@ -154,6 +158,7 @@ mod tests {
                 input_device: Some("USB Headset".into()),
                 push_to_talk: true,
                 volumes: [(7, 1.5)].into_iter().collect(),
+                always_relay: true,
                 ..AudioSettings::default()
             },
             video: VideoSettings {
@@ -171,6 +176,7 @@ mod tests {
         let old = Settings::load_from(&path);
         assert_eq!(old.display_name.as_deref(), Some("Bo"));
         assert!(old.audio.noise_suppression && !old.audio.muted);
+        assert!(!old.audio.always_relay, "relaying only is off by default");
         assert!(!old.video.camera_on, "the camera starts off");
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(

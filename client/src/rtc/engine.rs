@@ -91,6 +91,14 @@ pub fn build_api(options: &RtcOptions) -> Result<API, webrtc::Error> {
     // call is back well inside 3 s of the path returning); a keepalive every
     // half second keeps a silent (DTX) link from looking broken, and the
     // NAT's mapping warm.
+    // How long the controlling agent waits for a better kind of pair before
+    // it takes a reflexive or relayed one (webrtc-rs waits 0.5, 1 and 2 s).
+    // Through a relay, the 2 s were most of both the first connection's and
+    // an ICE restart's time (measured in client/tests/nat.rs); a direct pair
+    // that works answers its checks within a round trip or two.
+    settings.set_srflx_acceptance_min_wait(Some(Duration::from_millis(300)));
+    settings.set_prflx_acceptance_min_wait(Some(Duration::from_millis(500)));
+    settings.set_relay_acceptance_min_wait(Some(Duration::from_millis(500)));
     settings.set_ice_timeouts(
         Some(Duration::from_secs(2)),
         Some(Duration::from_secs(8)),

@@ -34,6 +34,11 @@ use std::time::{Duration, Instant};
 /// Candidates kept for a connection whose remote description is not set yet.
 const MAX_PENDING_CANDIDATES: usize = 64;
 
+/// An ICE restart offer not answered within this is sent again: the path
+/// that broke may have taken the peer's WebSocket with it, and the copy sent
+/// into the dead connection is lost while the peer reconnects.
+pub const RESTART_RESEND: Duration = Duration::from_millis(500);
+
 /// Where one link stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
@@ -70,6 +75,12 @@ pub enum Action {
     Offer { peer: UserId, session: u64 },
     /// Offer an ICE restart on the connection for `session`.
     IceRestart { peer: UserId, session: u64 },
+    /// Send the current (restart) offer of `session` again.
+    ResendOffer { peer: UserId, session: u64 },
+    /// A path broke: check that the WebSocket session still carries.
+    ProbeSignaling,
+    /// Ask the offerer for an ICE restart of `session` (we answer it).
+    AskIceRestart { peer: UserId, session: u64 },
     /// Answer the offer `sdp` on the connection for `session`, opening it
     /// first if `open`.
     Answer {
@@ -138,6 +149,8 @@ struct Link {
     retry_at: Option<Instant>,
     /// When the ICE restart in progress began.
     restart_at: Option<Instant>,
+    /// When the unanswered restart offer goes out again.
+    resend_at: Option<Instant>,
     restarts: u32,
     route: Option<Route>,
 }
@@ -154,6 +167,7 @@ impl Link {
             connected_at: None,
             retry_at: None,
             restart_at: None,
+            resend_at: None,
             restarts: 0,
             route: None,
         }
@@ -161,12 +175,13 @@ impl Link {
 
     /// When this link needs attention next, if ever.
     fn deadline(&self, timing: &Timing) -> Option<Instant> {
-        match (self.retry_at, self.connected_at, self.restart_at) {
+        let due = match (self.retry_at, self.connected_at, self.restart_at) {
             (Some(at), _, _) => Some(at),
             (None, None, _) => Some(self.created + timing.connect_timeout),
             (None, Some(_), Some(at)) => Some(at + timing.connect_timeout),
             (None, Some(_), None) => None,
-        }
+        };
+        due.into_iter().chain(self.resend_at).min()
     }
 }
 
@@ -257,13 +272,14 @@ impl LinkTable {
                 });
                 actions
             }
-            SignalPayload::Answer { sdp, session } => match self.links.get(&from) {
+            SignalPayload::Answer { sdp, session } => match self.links.get_mut(&from) {
                 Some(link)
                     if link.offerer
                         && !link.remote_set
                         && link.retry_at.is_none()
                         && session.is_none_or(|s| s == link.session) =>
                 {
+                    link.resend_at = None;
                     vec![Action::Accept {
                         peer: from,
                         session: link.session,
@@ -310,6 +326,16 @@ impl LinkTable {
                 }
                 self.close(from, false)
             }
+            SignalPayload::IceRestart { session } => match self.links.get_mut(&from) {
+                Some(link)
+                    if link.offerer
+                        && link.connected_at.is_some()
+                        && session.is_none_or(|s| s == link.session) =>
+                {
+                    Self::restart_ice(link, from, now).into_iter().collect()
+                }
+                _ => Vec::new(),
+            },
             SignalPayload::Restart { session } => match self.links.get(&from) {
                 Some(link) if link.offerer && session.is_none_or(|s| s == link.session) => {
                     self.fail(from, now)
@@ -365,6 +391,7 @@ impl LinkTable {
             LinkState::Connected => {
                 link.connected_at.get_or_insert(now);
                 link.restart_at = None;
+                link.resend_at = None;
                 if let Some(w) = self.wanted.get_mut(&peer) {
                     w.attempts = 0;
                 }
@@ -372,18 +399,37 @@ impl LinkTable {
             }
             LinkState::Failed => self.fail(peer, now),
             // The path broke: the offerer restarts ICE (once at a time); the
-            // answerer answers that offer like any other.
-            LinkState::Disconnected
-                if link.offerer && link.connected_at.is_some() && link.restart_at.is_none() =>
-            {
-                link.restart_at = Some(now);
-                link.restarts = link.restarts.saturating_add(1);
-                // The answer to come is a new remote description.
-                link.remote_set = false;
-                vec![Action::IceRestart { peer, session }]
+            // answerer asks it to (the break may be one way), and answers
+            // that offer like any other.
+            LinkState::Disconnected if link.offerer && link.connected_at.is_some() => {
+                let mut actions = vec![Action::ProbeSignaling];
+                actions.extend(Self::restart_ice(link, peer, now));
+                actions
+            }
+            LinkState::Disconnected if link.connected_at.is_some() => {
+                vec![
+                    Action::ProbeSignaling,
+                    Action::AskIceRestart { peer, session },
+                ]
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Starts an ICE restart of `link` (ours to offer) unless one is going on.
+    fn restart_ice(link: &mut Link, peer: UserId, now: Instant) -> Option<Action> {
+        if link.restart_at.is_some() || link.retry_at.is_some() {
+            return None;
+        }
+        link.restart_at = Some(now);
+        link.resend_at = Some(now + RESTART_RESEND);
+        link.restarts = link.restarts.saturating_add(1);
+        // The answer to come is a new remote description.
+        link.remote_set = false;
+        Some(Action::IceRestart {
+            peer,
+            session: link.session,
+        })
     }
 
     /// The connection for `session` selected a candidate pair.
@@ -406,6 +452,18 @@ impl LinkTable {
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
         let mut stuck = Vec::new();
         let mut due = Vec::new();
+        let mut actions = Vec::new();
+        let mut resend: Vec<(UserId, u64)> = Vec::new();
+        for (&id, link) in &mut self.links {
+            if link.resend_at.is_some_and(|at| now >= at) {
+                link.resend_at = Some(now + RESTART_RESEND);
+                resend.push((id, link.session));
+            }
+        }
+        resend.sort_unstable();
+        for (peer, session) in resend {
+            actions.push(Action::ResendOffer { peer, session });
+        }
         for (&id, link) in &self.links {
             match link.retry_at {
                 Some(at) if now >= at => due.push(id),
@@ -425,7 +483,6 @@ impl LinkTable {
         }
         stuck.sort_unstable();
         due.sort_unstable();
-        let mut actions = Vec::new();
         for id in stuck {
             actions.extend(self.fail(id, now));
         }
@@ -518,6 +575,7 @@ impl LinkTable {
             w.attempts = attempts;
         }
         link.retry_at = Some(now + (self.timing.backoff)(attempts));
+        link.resend_at = None;
         vec![
             Action::Event(RtcEvent::Failed(peer)),
             Action::Drop {

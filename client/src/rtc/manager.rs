@@ -27,8 +27,8 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
-use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
@@ -126,7 +126,7 @@ impl Manager {
 
     fn send(&self, to: UserId, payload: &SignalPayload) {
         if let Ok(v) = serde_json::to_value(payload) {
-            (self.signal_out)(to, v);
+            self.signal_out.send(to, v);
         }
     }
 
@@ -146,6 +146,10 @@ impl Manager {
             }
             Input::IceServers(s) => {
                 self.ice_servers = s;
+                Vec::new()
+            }
+            Input::RelayOnly(on) => {
+                self.relay_only = on;
                 Vec::new()
             }
             Input::CloseAll => self.table.close_all(),
@@ -233,6 +237,25 @@ impl Manager {
                         self.table.failed(peer, session, Instant::now())
                     }
                 }
+            }
+            Action::ResendOffer { peer, session } => {
+                if let Some(pc) = self.pc(peer, session)
+                    && let Some(offer) = pc.local_description().await
+                {
+                    let session = Some(session);
+                    let sdp = offer.sdp;
+                    self.send(peer, &SignalPayload::Offer { sdp, session });
+                }
+                Vec::new()
+            }
+            Action::AskIceRestart { peer, session } => {
+                let session = Some(session);
+                self.send(peer, &SignalPayload::IceRestart { session });
+                Vec::new()
+            }
+            Action::ProbeSignaling => {
+                self.signal_out.probe();
+                Vec::new()
             }
             Action::Answer {
                 peer,

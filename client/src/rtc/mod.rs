@@ -27,7 +27,7 @@ use crate::media::video::EncodedVideo;
 use crate::media::video::camera::CameraControl;
 use crate::media::video::remote::VideoSender;
 use hallway_shared::UserId;
-use hallway_shared::protocol::{IceServer, Peer};
+use hallway_shared::protocol::{ClientMessage, IceServer, Peer};
 use links::{LinkTable, Timing};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -110,6 +110,8 @@ enum Input {
     Peers(Vec<Peer>),
     Signal(UserId, serde_json::Value),
     IceServers(Vec<IceServer>),
+    /// Relay only (or not) for connections opened from now on.
+    RelayOnly(bool),
     CloseAll,
     /// The handle is gone: hang up and end the task (it holds a sender of
     /// its own for the callbacks, so its queue never closes by itself).
@@ -119,8 +121,48 @@ enum Input {
     Route(UserId, u64, Route),
 }
 
-/// Sends a signal payload to a user through the WebSocket session.
-pub type SignalOut = Arc<dyn Fn(UserId, serde_json::Value) + Send + Sync>;
+/// How the peer manager reaches the server: signal payloads to a user, and
+/// a probe of the session when a call's path breaks (whatever broke it, a
+/// new address or another network, may have cut the WebSocket too).
+#[derive(Clone)]
+pub struct SignalOut {
+    send: Arc<dyn Fn(UserId, serde_json::Value) + Send + Sync>,
+    probe: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl SignalOut {
+    pub fn new(
+        send: impl Fn(UserId, serde_json::Value) + Send + Sync + 'static,
+        probe: impl Fn() + Send + Sync + 'static,
+    ) -> SignalOut {
+        SignalOut {
+            send: Arc::new(send),
+            probe: Arc::new(probe),
+        }
+    }
+
+    /// Through a WebSocket session: `signal` messages, and its probe.
+    pub fn through(net: crate::core::net::NetSender) -> SignalOut {
+        let prober = net.clone();
+        SignalOut::new(
+            move |to, payload| net.send(ClientMessage::Signal { to, payload }),
+            move || prober.probe(),
+        )
+    }
+
+    /// Nowhere (a call without a server, in tests).
+    pub fn nowhere() -> SignalOut {
+        SignalOut::new(|_, _| {}, || {})
+    }
+
+    pub fn send(&self, to: UserId, payload: serde_json::Value) {
+        (self.send)(to, payload);
+    }
+
+    pub fn probe(&self) {
+        (self.probe)();
+    }
+}
 
 /// The video side of the peer manager: encoded pictures to send, the
 /// camera's controls (peer count, keyframe requests), and where received
@@ -203,6 +245,12 @@ impl PeerManager {
 
     pub fn set_ice_servers(&self, servers: Vec<IceServer>) {
         let _ = self.tx.send(Input::IceServers(servers));
+    }
+
+    /// "Always relay": connections opened from now on use only relayed
+    /// candidates (or all again).
+    pub fn set_relay_only(&self, on: bool) {
+        let _ = self.tx.send(Input::RelayOnly(on));
     }
 
     pub fn close_all(&self) {

@@ -40,6 +40,13 @@ pub enum SignalPayload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<u64>,
     },
+    /// From the answerer: "this connection's path broke, offer an ICE
+    /// restart on it" (the offerer may not have noticed: a break can be one
+    /// way).
+    IceRestart {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<u64>,
+    },
 }
 
 /// A remote ICE candidate as a signal carries it.

@@ -347,6 +347,12 @@ fn people_tab(
             .cmp(&b.display_name.to_lowercase())
     });
     let me = session.client.space.me;
+    let links = session
+        .client
+        .call
+        .as_ref()
+        .map(|c| c.links())
+        .unwrap_or_default();
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show(ui, |ui| {
@@ -382,6 +388,18 @@ fn people_tab(
                         }
                         if near {
                             voice::peer_controls(ui, session, m.user_id);
+                            // How the call goes: straight to them, or through the relay.
+                            if let Some(route) = links.get(&m.user_id).and_then(|l| l.route) {
+                                ui.weak(route.label()).on_hover_text(format!(
+                                    "ICE route: {} ({})",
+                                    route.as_str(),
+                                    match route {
+                                        crate::rtc::Route::Host => "same network",
+                                        crate::rtc::Route::Srflx => "direct through NAT",
+                                        crate::rtc::Route::Relay => "through the server's relay",
+                                    }
+                                ));
+                            }
                         }
                     }
                 });

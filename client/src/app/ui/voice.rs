@@ -131,6 +131,11 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
             }
             ui.checkbox(&mut changed.noise_suppression, "Noise suppression");
             ui.checkbox(&mut changed.push_to_talk, "Push to talk (hold V)");
+            ui.checkbox(&mut changed.always_relay, "Always relay (hide my address)")
+                .on_hover_text(
+                    "Calls go through the server's relay, so the people you talk to never \
+                     see your address. Applies to calls started from now on.",
+                );
             if let Some(voice) = session.client.call.as_ref() {
                 let level = voice
                     .control()
@@ -187,6 +192,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                         );
                     }
                     voice.set_noise_suppression(changed.noise_suppression);
+                    voice.set_relay_only(changed.always_relay);
                     voice.set_push_to_talk(changed.push_to_talk);
                 }
                 session.settings.audio = changed;

@@ -439,22 +439,43 @@ fn a_broken_path_is_restarted_in_place_by_the_offerer() {
     let mut t = connected_offerer(t0);
     t.on_route(HIGH, 101, Route::Srflx);
     assert_eq!(t.info()[&HIGH].route, Some(Route::Srflx));
-    // Disconnected: an ICE restart on the same session, once.
+    // Disconnected: a probe of the WebSocket, and an ICE restart on the
+    // same session, once.
     let a = t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.0));
     assert_eq!(
         a,
-        vec![Action::IceRestart {
+        vec![
+            Action::ProbeSignaling,
+            Action::IceRestart {
+                peer: HIGH,
+                session: 101
+            }
+        ]
+    );
+    assert_eq!(
+        t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.1)),
+        vec![Action::ProbeSignaling]
+    );
+    assert_eq!(t.info()[&HIGH].ice_restarts, 1);
+    // The answerer asking too (it saw the break as well) changes nothing.
+    let ask = SignalPayload::IceRestart { session: Some(101) };
+    assert!(t.on_signal(HIGH, ask, secs(t0, 10.2)).is_empty());
+    // Unanswered, the offer goes out again every half second.
+    assert_eq!(t.poll_timeout(), Some(secs(t0, 10.5)));
+    assert_eq!(
+        t.handle_timeout(secs(t0, 10.5)),
+        vec![Action::ResendOffer {
             peer: HIGH,
             session: 101
         }]
     );
+    assert_eq!(t.poll_timeout(), Some(secs(t0, 11.0)));
+    // Its answer is taken (a new remote description), candidates before it
+    // wait, and the resending stops.
     assert!(
-        t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.5))
+        t.on_signal(HIGH, candidate(7, Some(101)), secs(t0, 10.6))
             .is_empty()
     );
-    assert_eq!(t.info()[&HIGH].ice_restarts, 1);
-    // Its answer is taken (a new remote description), candidates before it wait.
-    assert!(t.on_signal(HIGH, candidate(7, Some(101)), secs(t0, 10.6)).is_empty());
     let answer = SignalPayload::Answer {
         sdp: "restart answer".into(),
         session: Some(101),
@@ -475,6 +496,7 @@ fn a_broken_path_is_restarted_in_place_by_the_offerer() {
             candidate: remote(7)
         }]
     );
+    assert_eq!(t.poll_timeout(), Some(secs(t0, 25.0)));
     // Connected again: same session, the first connection time kept, no
     // failure counted; a later break restarts again.
     let a = t.on_state(HIGH, 101, LinkState::Connected, secs(t0, 11.0));
@@ -485,10 +507,13 @@ fn a_broken_path_is_restarted_in_place_by_the_offerer() {
     assert_eq!(t.poll_timeout(), None);
     assert_eq!(
         t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 30.0)),
-        vec![Action::IceRestart {
-            peer: HIGH,
-            session: 101
-        }]
+        vec![
+            Action::ProbeSignaling,
+            Action::IceRestart {
+                peer: HIGH,
+                session: 101
+            }
+        ]
     );
     assert_eq!(t.info()[&HIGH].ice_restarts, 2);
 }
@@ -498,12 +523,19 @@ fn a_restart_that_does_not_connect_in_time_starts_over() {
     let t0 = Instant::now();
     let mut t = connected_offerer(t0);
     t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.0));
-    assert_eq!(t.poll_timeout(), Some(secs(t0, 25.0)));
-    assert!(t.handle_timeout(secs(t0, 24.9)).is_empty());
+    // The offer went out again and again while nobody answered.
+    let resent = (1..30)
+        .map(|i| t.handle_timeout(secs(t0, 10.0 + f64::from(i) * 0.5)).len())
+        .sum::<usize>();
+    assert_eq!(resent, 29);
     let a = t.handle_timeout(secs(t0, 25.0));
     assert_eq!(
         a,
         vec![
+            Action::ResendOffer {
+                peer: HIGH,
+                session: 101
+            },
             Action::Event(RtcEvent::Failed(HIGH)),
             Action::Drop {
                 peer: HIGH,
@@ -530,11 +562,19 @@ fn the_answerer_waits_for_the_offerers_restart_and_answers_it() {
     t.on_signal(LOW, offer(7), t0);
     t.described(LOW, 7);
     t.on_state(LOW, 7, LinkState::Connected, t0);
-    // Its own disconnect starts nothing: the offerer restarts.
-    assert!(
-        t.on_state(LOW, 7, LinkState::Disconnected, secs(t0, 5.0))
-            .is_empty()
+    // Its own disconnect probes the WebSocket and asks the offerer to
+    // restart (the break may be one way).
+    assert_eq!(
+        t.on_state(LOW, 7, LinkState::Disconnected, secs(t0, 5.0)),
+        vec![
+            Action::ProbeSignaling,
+            Action::AskIceRestart {
+                peer: LOW,
+                session: 7
+            }
+        ]
     );
+    assert_eq!(t.poll_timeout(), None);
     // The restart offer (same session) is answered on the open connection.
     assert_eq!(
         t.on_signal(LOW, offer(7), secs(t0, 5.1)),
@@ -556,4 +596,33 @@ fn the_answerer_waits_for_the_offerers_restart_and_answers_it() {
         session: 7,
         restart: true
     }));
+}
+
+#[test]
+fn an_answerer_that_sees_a_one_way_break_gets_an_ice_restart() {
+    let t0 = Instant::now();
+    let mut t = connected_offerer(t0);
+    // A stale session's request, or one before any connection, is ignored.
+    let stale = SignalPayload::IceRestart { session: Some(99) };
+    assert!(t.on_signal(HIGH, stale, secs(t0, 5.0)).is_empty());
+    // Our side still hears the peer; the peer does not hear us.
+    let ask = SignalPayload::IceRestart { session: Some(101) };
+    assert_eq!(
+        t.on_signal(HIGH, ask.clone(), secs(t0, 5.0)),
+        vec![Action::IceRestart {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    assert_eq!(t.info()[&HIGH].ice_restarts, 1);
+    // Asked again while it runs: nothing new.
+    assert!(t.on_signal(HIGH, ask, secs(t0, 5.2)).is_empty());
+    // A peer that is not the answerer of this link cannot ask.
+    let mut t = table();
+    t.set_peers(&peers(&[LOW]), t0);
+    t.on_signal(LOW, offer(7), t0);
+    t.described(LOW, 7);
+    t.on_state(LOW, 7, LinkState::Connected, t0);
+    let ask = SignalPayload::IceRestart { session: Some(7) };
+    assert!(t.on_signal(LOW, ask, secs(t0, 1.0)).is_empty());
 }
