@@ -547,7 +547,12 @@ fn a_public_host_and_a_home_connect_and_relay_only_relays() {
             o.heard_seconds()
         );
     }
-    eprintln!("public and home: route {}", cy.route());
+    eprintln!(
+        "public and home: route {}, first audio {} / {} ms",
+        cy.route(),
+        cy.peer["first_audio_ms"],
+        ann.peer["first_audio_ms"]
+    );
 
     let cy = net.bot(Site::Public, "Cy2", "20,9", 440, 7.0, &["--relay-only"]);
     let ann = net.bot(Site::HomeA, "Ann2", "22,9", 660, 7.0, &[]);
