@@ -48,8 +48,9 @@ ensure_build_deps() {
     # is for bindgen in nokhwa's V4L2 bindings (cameras).
     ensure_packages build-essential pkg-config curl cmake nasm libclang-dev libasound2-dev libx11-6 \
         libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 libvulkan1 mesa-vulkan-drivers
-    # The NAT tests build home routers in network namespaces (ip, nft).
-    ensure_packages iproute2 nftables
+    # The NAT tests build home routers in network namespaces (ip, nft) and
+    # make them forget their mappings (conntrack).
+    ensure_packages iproute2 nftables conntrack
     ensure_rust
 }
 
