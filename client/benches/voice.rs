@@ -4,12 +4,14 @@
 //!
 //! - mouth-to-ear latency: a click train from one bot's fake microphone,
 //!   found in the other bot's recording (both clocks are this machine's);
+//!   `latency-relay` measures it again with both bots relayed through the
+//!   server's built-in TURN relay (ICE policy "relay");
 //! - time from entering range to the first audible sample;
 //! - bitrate while talking (a tone) and while silent (DTX);
 //! - CPU per connected peer (process CPU time with meshes of 2, 4 and 6 bots).
 //!
-//! Run: `cargo bench -p hallway-client --bench voice -- [latency] [first-audio]
-//! [bitrate] [cpu]` (default: all).
+//! Run: `cargo bench -p hallway-client --bench voice -- [latency] [latency-relay]
+//! [first-audio] [bitrate] [cpu]` (default: all).
 
 mod common;
 
@@ -19,6 +21,7 @@ use hallway_client::call::CallOptions;
 use hallway_client::media::device::read_wav_stereo;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
+use hallway_server::relay::TurnConfig;
 use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::path::Path;
@@ -84,7 +87,24 @@ fn main() {
     let only = common::sections();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if run("latency") {
-        latency(&addr, dir.path());
+        latency(&addr, dir.path(), false);
+    }
+    if run("latency-relay") {
+        // A second server with its relay on loopback (whose peers the
+        // default deny list would refuse).
+        let relay_dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(relay_dir.path());
+        let mut turn = TurnConfig::new("127.0.0.1:0".parse().expect("addr"));
+        turn.deny_peers.clear();
+        config.turn = Some(turn);
+        let relayed = rt
+            .block_on(RunningServer::start(
+                "127.0.0.1:0".parse().expect("addr"),
+                config,
+            ))
+            .expect("server with relay");
+        latency(&relayed.addr.to_string(), relay_dir.path(), true);
+        let _ = rt.block_on(relayed.stop());
     }
     if run("first-audio") {
         first_audio(&addr);
@@ -103,17 +123,19 @@ fn main() {
 /// and mixer threads tick with their own 20 ms phase, which is what varies the
 /// latency in practice (within one pair a frame-based pipeline keeps it
 /// nearly constant).
-fn latency(addr: &str, dir: &Path) {
+fn latency(addr: &str, dir: &Path, relay: bool) {
     let mut lat = Vec::new();
     for round in 0..10 {
         lat.extend(latency_round(
             addr,
             &dir.join(format!("latency-{round}.wav")),
+            relay,
         ));
     }
     lat.sort_by(f64::total_cmp);
     println!(
-        "mouth-to-ear: {} clicks over 10 pairs  p50 {:.1} ms  p95 {:.1} ms  min {:.1} ms  max {:.1} ms",
+        "mouth-to-ear{}: {} clicks over 10 pairs  p50 {:.1} ms  p95 {:.1} ms  min {:.1} ms  max {:.1} ms",
+        if relay { " through the relay" } else { "" },
         lat.len(),
         percentile(&lat, 0.5),
         percentile(&lat, 0.95),
@@ -122,23 +144,31 @@ fn latency(addr: &str, dir: &Path) {
     );
 }
 
-fn latency_round(addr: &str, out: &Path) -> Vec<f64> {
+fn latency_round(addr: &str, out: &Path, relay: bool) -> Vec<f64> {
     // Not a multiple of 20 ms, so clicks fall at every point of a frame.
     let period_ms = 487u32;
+    let options = |mic, speaker| {
+        let mut v = voice(mic, speaker);
+        v.rtc.relay_only = relay;
+        v
+    };
     let talker = bot(
         addr,
         "Clicker",
         TilePos::new(20, 9),
-        voice(MicSpec::Clicks(period_ms), SpeakerSpec::None),
+        options(MicSpec::Clicks(period_ms), SpeakerSpec::None),
     );
     let listener = bot(
         addr,
         "Ear",
         TilePos::new(21, 9),
-        voice(MicSpec::None, SpeakerSpec::Wav(out.to_path_buf())),
+        options(MicSpec::None, SpeakerSpec::Wav(out.to_path_buf())),
     );
     assert!(listener.wait_for(Duration::from_secs(10), |b| !b.connected().is_empty()));
     std::thread::sleep(Duration::from_secs(5));
+    let routes: Vec<_> = listener.report().peers.values().map(|p| p.route).collect();
+    let want = if relay { "relay" } else { "host" };
+    assert_eq!(routes, [Some(want)], "the pair went another way");
     let source_start = talker
         .report()
         .voice
