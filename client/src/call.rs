@@ -136,6 +136,7 @@ impl Call {
         match msg {
             ServerMessage::Welcome { ice_servers, .. } => {
                 self.rtc.set_ice_servers(ice_servers.clone());
+                self.rtc.signaling_resumed();
                 // Another space clears the list and so every link; the same
                 // space again keeps them (protocol 6.3 step 5).
                 self.since.retain(|id, _| state.is_peer(*id));

@@ -47,15 +47,12 @@ impl Client {
         let msg = match event {
             NetEvent::Message(msg) => msg,
             other => {
-                match &other {
-                    NetEvent::Disconnected { .. } => {
-                        if let Some(call) = self.call.as_mut() {
-                            call.hang_up();
-                        }
-                    }
+                // A dropped connection leaves the calls alone: media do not
+                // pass through the server, and the rejoin resumes (protocol
+                // 4.8), after which the server's lists decide.
+                if other == NetEvent::Replaced {
                     // Another client has the presence now: this one is silent.
-                    NetEvent::Replaced => self.call = None,
-                    _ => {}
+                    self.call = None;
                 }
                 return vec![Update::Connection(other)];
             }

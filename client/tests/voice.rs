@@ -309,6 +309,7 @@ fn offers_follow_the_protocol_and_restart_brings_a_new_session() {
         space_id: ann.space_id,
         x: Some(22),
         y: Some(9),
+        instance: None,
     });
     let next_offer = || -> (String, u64) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -410,6 +411,7 @@ fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
         space_id: space,
         x: Some(22),
         y: Some(9),
+        instance: None,
     });
     let bo = voice_bot(&server, "Bo", 440.0, TilePos::new(20, 9), None);
     assert!(auth.user.id < bo.user_id);

@@ -41,6 +41,7 @@ impl ClientMessage {
             space_id,
             x: None,
             y: None,
+            instance: None,
         }
     }
 }
@@ -72,6 +73,12 @@ pub enum ClientMessage {
         x: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         y: Option<i32>,
+        /// A number the client picks once per run (random, below 2^53). A
+        /// join from another connection of the same user with the same
+        /// `instance` is that client reconnecting: it resumes, and its peers
+        /// keep their calls (4.8). Without it, another connection takes over.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<u64>,
     },
     /// Step to a neighbouring tile or turn in place.
     Move { x: i32, y: i32, facing: Facing },

@@ -154,6 +154,7 @@ impl Bot {
             space_id,
             x: options.start_at.map(|p| p.x),
             y: options.start_at.map(|p| p.y),
+            instance: None,
         });
         let shared = Arc::new(Mutex::new(Shared {
             collector: Collector::new(auth.user.id, space_id, options.video_out),

@@ -163,7 +163,10 @@ pub fn backoff(attempt: u32) -> Duration {
 pub fn spawn(rt: &tokio::runtime::Handle, ws_url: String, token: String) -> NetHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let (tx, events) = crossbeam_channel::unbounded();
-    rt.spawn(run(ws_url, token, rx, tx));
+    // This run's number (below 2^53, exact in any JSON reader): joins from a
+    // reconnect carry it, so the server resumes us instead of taking over.
+    let instance = rand::random::<u64>() >> 11;
+    rt.spawn(run(ws_url, token, instance, rx, tx));
     NetHandle { commands, events }
 }
 
@@ -204,18 +207,28 @@ impl Rejoin {
         }
     }
 
-    fn join_message(&self) -> Option<ClientMessage> {
+    fn join_message(&self, instance: u64) -> Option<ClientMessage> {
         self.space.map(|space_id| ClientMessage::Join {
             space_id,
             x: self.at.map(|p| p.x),
             y: self.at.map(|p| p.y),
+            instance: Some(instance),
         })
     }
+}
+
+/// `msg`, with this run's instance if it is a join.
+fn stamped(mut msg: ClientMessage, run: u64) -> ClientMessage {
+    if let ClientMessage::Join { instance, .. } = &mut msg {
+        instance.get_or_insert(run);
+    }
+    msg
 }
 
 async fn run(
     url: String,
     token: String,
+    instance: u64,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: crossbeam_channel::Sender<NetEvent>,
 ) {
@@ -233,11 +246,12 @@ async fn run(
             Err(ConnectError::Other(e)) => (e, false),
             Ok(ws) => {
                 attempt = 0;
+                tracing::debug!("connected to {url}");
                 let _ = events.send(NetEvent::Connected);
                 let (mut sink, mut stream) = ws.split();
                 let mut reason = String::from("connection closed");
                 let mut lost = false;
-                if let Some(join) = rejoin.join_message() {
+                if let Some(join) = rejoin.join_message(instance) {
                     let _ = sink.send(encode(&join)).await;
                 }
                 // An unanswered probe's deadline.
@@ -257,6 +271,7 @@ async fn run(
                         }
                         cmd = commands.recv() => match cmd {
                             Some(Command::Send(msg)) => {
+                                let msg = stamped(msg, instance);
                                 rejoin.observe_out(&msg);
                                 if let Err(e) = sink.send(encode(&msg)).await {
                                     reason = e.to_string();
@@ -300,9 +315,11 @@ async fn run(
                             }
                             // Pings and pongs: the connection carries.
                             Some(Ok(_)) => probe = None,
+                            // A broken socket (reset, timed out) rather than a
+                            // close: most often our own network changed.
                             Some(Err(e)) => {
                                 reason = e.to_string();
-                                lost = probe.is_some();
+                                lost = true;
                                 break;
                             }
                             None => break,
@@ -313,13 +330,16 @@ async fn run(
             }
         };
         let (reason, lost) = outcome;
-        // A connection lost under a probe is our network, not the server:
-        // reconnect at once (a restarting server gets the backoff).
-        let retry_in = if lost {
-            Duration::ZERO
+        // A connection that broke under us (a probe unanswered, a reset) is
+        // most often our network: try again almost at once, jittered over a
+        // quarter second. A server that closed (restarting: 1001, 1012) or
+        // refused us gets the backoff, so that its clients come back spread out.
+        let retry_in = if lost && attempt == 0 {
+            Duration::from_secs_f64(rand::random::<f64>() * 0.25)
         } else {
             backoff(attempt.max(1))
         };
+        tracing::info!("connection to the server lost ({reason}); retrying in {retry_in:?}");
         let _ = events.send(NetEvent::Disconnected { reason, retry_in });
         // Wait, but keep taking commands: a join or leave while offline
         // changes where we go on reconnect.

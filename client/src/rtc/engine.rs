@@ -87,10 +87,6 @@ pub fn build_api(options: &RtcOptions) -> Result<API, webrtc::Error> {
     settings.set_ip_filter(Box::new(move |ip| {
         ip.is_ipv4() && (!loopback_only || ip.is_loopback())
     }));
-    // Notice a broken path within 2 s (then the offerer restarts ICE, and a
-    // call is back well inside 3 s of the path returning); a keepalive every
-    // half second keeps a silent (DTX) link from looking broken, and the
-    // NAT's mapping warm.
     // How long the controlling agent waits for a better kind of pair before
     // it takes a reflexive or relayed one (webrtc-rs waits 0.5, 1 and 2 s).
     // Through a relay, the 2 s were most of both the first connection's and
@@ -99,8 +95,12 @@ pub fn build_api(options: &RtcOptions) -> Result<API, webrtc::Error> {
     settings.set_srflx_acceptance_min_wait(Some(Duration::from_millis(300)));
     settings.set_prflx_acceptance_min_wait(Some(Duration::from_millis(500)));
     settings.set_relay_acceptance_min_wait(Some(Duration::from_millis(500)));
+    // Notice a broken path within 1.5 s (then ICE restarts, and a call is
+    // back about 2.2 s after its path broke: client/tests/nat.rs); a
+    // keepalive every half second (with media at 50 packets a second) keeps
+    // a live link from looking broken, and the NAT's mapping warm.
     settings.set_ice_timeouts(
-        Some(Duration::from_secs(2)),
+        Some(Duration::from_millis(1500)),
         Some(Duration::from_secs(8)),
         Some(Duration::from_millis(500)),
     );

@@ -332,7 +332,19 @@ impl LinkTable {
                         && link.connected_at.is_some()
                         && session.is_none_or(|s| s == link.session) =>
                 {
-                    Self::restart_ice(link, from, now).into_iter().collect()
+                    match Self::restart_ice(link, from, now) {
+                        Some(restart) => vec![restart],
+                        // Ours is under way but unanswered: the peer has not
+                        // seen it (it asks after reconnecting), so at once.
+                        None if link.restart_at.is_some() && !link.remote_set => {
+                            link.resend_at = Some(now + RESTART_RESEND);
+                            vec![Action::ResendOffer {
+                                peer: from,
+                                session: link.session,
+                            }]
+                        }
+                        None => Vec::new(),
+                    }
                 }
                 _ => Vec::new(),
             },
@@ -430,6 +442,31 @@ impl LinkTable {
             peer,
             session: link.session,
         })
+    }
+
+    /// The WebSocket session is back (a `welcome` after a reconnect): what
+    /// was sent into the dead one is lost. An unanswered restart offer goes
+    /// again now, and a broken link we answer asks for its restart again.
+    pub fn resumed(&mut self, now: Instant) -> Vec<Action> {
+        let mut ids: Vec<UserId> = self.links.keys().copied().collect();
+        ids.sort_unstable();
+        let mut actions = Vec::new();
+        for peer in ids {
+            let Some(link) = self.links.get_mut(&peer) else {
+                continue;
+            };
+            let session = link.session;
+            if link.retry_at.is_some() || link.connected_at.is_none() {
+                continue;
+            }
+            if link.offerer && link.restart_at.is_some() && !link.remote_set {
+                link.resend_at = Some(now + RESTART_RESEND);
+                actions.push(Action::ResendOffer { peer, session });
+            } else if !link.offerer && link.state == LinkState::Disconnected {
+                actions.push(Action::AskIceRestart { peer, session });
+            }
+        }
+        actions
     }
 
     /// The connection for `session` selected a candidate pair.

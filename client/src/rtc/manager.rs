@@ -148,6 +148,7 @@ impl Manager {
                 self.ice_servers = s;
                 Vec::new()
             }
+            Input::Resumed => self.table.resumed(now),
             Input::RelayOnly(on) => {
                 self.relay_only = on;
                 Vec::new()
@@ -239,6 +240,7 @@ impl Manager {
                 }
             }
             Action::ResendOffer { peer, session } => {
+                tracing::debug!("resending the ICE restart offer to {peer:?}");
                 if let Some(pc) = self.pc(peer, session)
                     && let Some(offer) = pc.local_description().await
                 {

@@ -112,6 +112,8 @@ enum Input {
     IceServers(Vec<IceServer>),
     /// Relay only (or not) for connections opened from now on.
     RelayOnly(bool),
+    /// The WebSocket session is back after a reconnect.
+    Resumed,
     CloseAll,
     /// The handle is gone: hang up and end the task (it holds a sender of
     /// its own for the callbacks, so its queue never closes by itself).
@@ -245,6 +247,12 @@ impl PeerManager {
 
     pub fn set_ice_servers(&self, servers: Vec<IceServer>) {
         let _ = self.tx.send(Input::IceServers(servers));
+    }
+
+    /// The session rejoined (a `welcome`): signals sent while it was down
+    /// were lost, so broken links ask again.
+    pub fn signaling_resumed(&self) {
+        let _ = self.tx.send(Input::Resumed);
     }
 
     /// "Always relay": connections opened from now on use only relayed

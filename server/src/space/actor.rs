@@ -78,6 +78,7 @@ pub enum JoinError {
 struct Present {
     member: Member,
     outbox: Outbox,
+    instance: Option<u64>,
     steps: TokenBucket,
 }
 
@@ -290,6 +291,16 @@ impl SpaceActor {
                 self.send_proximity(user);
                 return;
             }
+            if joiner.instance.is_some() && joiner.instance == present.instance {
+                // The same client on a new connection (its old one died, e.g.
+                // with its network): it keeps its place and its peers keep
+                // their calls. The old connection, if it still lives, ends.
+                let old = std::mem::replace(&mut present.outbox, joiner.outbox);
+                old.close(CLOSE_REPLACED);
+                self.welcome(user);
+                self.send_proximity(user);
+                return;
+            }
             // The same user from another connection takes over. The new
             // connection is a new WebRTC endpoint, so the user leaves the graph
             // (peers and the old connection get their new lists) and comes
@@ -300,6 +311,7 @@ impl SpaceActor {
                 return;
             };
             let old = std::mem::replace(&mut present.outbox, joiner.outbox);
+            present.instance = joiner.instance;
             old.send_msg(&ServerMessage::Error {
                 code: ErrorCode::SessionReplaced,
                 message: "you joined this space from another connection".into(),
@@ -329,6 +341,7 @@ impl SpaceActor {
             Present {
                 member,
                 outbox: joiner.outbox,
+                instance: joiner.instance,
                 steps: TokenBucket::new(
                     f64::from(self.rules.max_steps_per_second),
                     f64::from(self.rules.step_burst.max(1.0)),

@@ -27,6 +27,9 @@ pub struct Joiner {
     pub outbox: Outbox,
     /// Where the client asks to appear (see `ClientMessage::Join`).
     pub at: Option<TilePos>,
+    /// The client's run (see `ClientMessage::Join`): the same one on another
+    /// connection resumes rather than takes over.
+    pub instance: Option<u64>,
 }
 
 /// Talks to one space's actor. Cheap to clone.

@@ -287,9 +287,14 @@ impl Session {
             return self.api_error(&ApiError::RateLimited, client_msg_id);
         }
         match message {
-            ClientMessage::Join { space_id, x, y } => {
+            ClientMessage::Join {
+                space_id,
+                x,
+                y,
+                instance,
+            } => {
                 let at = x.zip(y).map(|(x, y)| hallway_shared::TilePos::new(x, y));
-                self.join(space_id, at).await;
+                self.join(space_id, at, instance).await;
             }
             ClientMessage::Move { x, y, facing } => match &self.space {
                 Some(space) => {
@@ -335,7 +340,12 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, space_id: SpaceId, at: Option<hallway_shared::TilePos>) {
+    async fn join(
+        &mut self,
+        space_id: SpaceId,
+        at: Option<hallway_shared::TilePos>,
+        instance: Option<u64>,
+    ) {
         let state = self.state.clone();
         let space = match accessible_space(&state, self.user.id, space_id).await {
             Ok(s) => s,
@@ -381,6 +391,7 @@ impl Session {
             status_text: self.user.status_text.clone(),
             outbox: self.outbox.clone(),
             at,
+            instance,
         };
         match handle.join(joiner).await {
             Ok(()) => self.space = Some(handle),

@@ -184,6 +184,7 @@ async fn extreme_coordinates_are_refused_and_the_space_goes_on() {
         space_id: OFFICE,
         x: Some(i32::MIN),
         y: Some(i32::MAX),
+        instance: None,
     })
     .await;
     ann.expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
@@ -451,6 +452,78 @@ async fn a_second_connection_of_the_same_user_takes_over() {
 }
 
 #[tokio::test]
+async fn the_same_client_reconnecting_resumes_and_its_peers_keep_their_calls() {
+    let s = TestServer::start().await;
+    let ann = s.guest("Ann").await;
+    let join = ClientMessage::Join {
+        space_id: OFFICE,
+        x: None,
+        y: None,
+        instance: Some(77),
+    };
+    let mut first = Client::connect(s.addr, &ann.token).await.unwrap();
+    first.user = ann.user.id;
+    first.send(&join).await;
+    first
+        .expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
+        .await;
+    let mut bob = s.joined("Bob").await;
+    let a = first.user;
+    bob.await_peers("[ann]", |p| p == [a]).await;
+    first.await_peers("[bob]", |p| p.len() == 1).await;
+    // Ann's network changes: a new connection, the same client run.
+    let mut second = Client::connect(s.addr, &ann.token).await.unwrap();
+    second.user = a;
+    second.send(&join).await;
+    second
+        .expect("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
+        .await;
+    second.await_peers("[bob]", |p| p == [bob.user]).await;
+    // Bob's list never changes: his call with Ann goes on.
+    bob.expect_none("a new peer list", Duration::from_millis(500), |m| {
+        matches!(m, ServerMessage::Proximity { .. })
+    })
+    .await;
+    // The old connection is closed, without the takeover error.
+    first.drain(Duration::from_millis(300)).await;
+    assert_eq!(first.closed, Some(Some(4001)));
+    assert!(
+        !first
+            .inbox
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Error { .. })),
+        "{:?}",
+        first.inbox
+    );
+    // Signals reach the new connection.
+    bob.send(&ClientMessage::Signal {
+        to: a,
+        payload: serde_json::json!({"kind": "offer", "sdp": "v=0"}),
+    })
+    .await;
+    second
+        .expect("the signal", |m| matches!(m, ServerMessage::Signal { .. }))
+        .await;
+    // Another run of the same user (another instance) still takes over.
+    let mut third = Client::connect(s.addr, &ann.token).await.unwrap();
+    third.user = a;
+    third
+        .send(&ClientMessage::Join {
+            space_id: OFFICE,
+            x: None,
+            y: None,
+            instance: Some(78),
+        })
+        .await;
+    assert_eq!(second.error().await.0, ErrorCode::SessionReplaced);
+    bob.expect(
+        "ann unlinked",
+        |m| matches!(m, ServerMessage::Proximity { peers } if peers.is_empty()),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn shutdown_closes_websockets_as_going_away() {
     // Once raced to 1000 in most shutdowns, so: many shutdowns, several
     // connections each, some idle and some in the middle of walking.
@@ -493,6 +566,7 @@ async fn join_can_ask_for_a_walkable_position() {
         space_id: OFFICE,
         x: Some(0),
         y: Some(0),
+        instance: None,
     })
     .await;
     let map = s.map(&auth.token).await;
@@ -507,6 +581,7 @@ async fn join_can_ask_for_a_walkable_position() {
         space_id: OFFICE,
         x: Some(12),
         y: Some(9),
+        instance: None,
     })
     .await;
     assert_eq!(
@@ -518,6 +593,7 @@ async fn join_can_ask_for_a_walkable_position() {
         space_id: OFFICE,
         x: Some(20),
         y: Some(9),
+        instance: None,
     })
     .await;
     assert_eq!(welcome_at(ann.expect("welcome", welcome).await), at);

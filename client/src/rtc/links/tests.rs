@@ -457,9 +457,17 @@ fn a_broken_path_is_restarted_in_place_by_the_offerer() {
         vec![Action::ProbeSignaling]
     );
     assert_eq!(t.info()[&HIGH].ice_restarts, 1);
-    // The answerer asking too (it saw the break as well) changes nothing.
+    // The answerer asking too (it saw the break as well, or reconnected)
+    // gets the unanswered offer again at once, and no second restart.
     let ask = SignalPayload::IceRestart { session: Some(101) };
-    assert!(t.on_signal(HIGH, ask, secs(t0, 10.2)).is_empty());
+    assert_eq!(
+        t.on_signal(HIGH, ask, secs(t0, 10.0)),
+        vec![Action::ResendOffer {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    assert_eq!(t.info()[&HIGH].ice_restarts, 1);
     // Unanswered, the offer goes out again every half second.
     assert_eq!(t.poll_timeout(), Some(secs(t0, 10.5)));
     assert_eq!(
@@ -615,8 +623,15 @@ fn an_answerer_that_sees_a_one_way_break_gets_an_ice_restart() {
         }]
     );
     assert_eq!(t.info()[&HIGH].ice_restarts, 1);
-    // Asked again while it runs: nothing new.
-    assert!(t.on_signal(HIGH, ask, secs(t0, 5.2)).is_empty());
+    // Asked again while it runs: the same offer again, not a new restart.
+    assert_eq!(
+        t.on_signal(HIGH, ask, secs(t0, 5.2)),
+        vec![Action::ResendOffer {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    assert_eq!(t.info()[&HIGH].ice_restarts, 1);
     // A peer that is not the answerer of this link cannot ask.
     let mut t = table();
     t.set_peers(&peers(&[LOW]), t0);
@@ -625,4 +640,56 @@ fn an_answerer_that_sees_a_one_way_break_gets_an_ice_restart() {
     t.on_state(LOW, 7, LinkState::Connected, t0);
     let ask = SignalPayload::IceRestart { session: Some(7) };
     assert!(t.on_signal(LOW, ask, secs(t0, 1.0)).is_empty());
+}
+
+#[test]
+fn after_a_reconnect_broken_links_ask_again_and_unanswered_offers_go_again() {
+    let t0 = Instant::now();
+    // The offerer: its restart offer went into a dead WebSocket.
+    let mut t = connected_offerer(t0);
+    assert!(t.resumed(t0).is_empty(), "nothing broken, nothing to do");
+    t.on_state(HIGH, 101, LinkState::Disconnected, secs(t0, 10.0));
+    assert_eq!(
+        t.resumed(secs(t0, 10.2)),
+        vec![Action::ResendOffer {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    // The next periodic resend is half a second after that one.
+    assert_eq!(t.poll_timeout(), Some(secs(t0, 10.7)));
+    // The answerer's ask after its own reconnect: the offer again at once.
+    let ask = SignalPayload::IceRestart { session: Some(101) };
+    assert_eq!(
+        t.on_signal(HIGH, ask.clone(), secs(t0, 10.3)),
+        vec![Action::ResendOffer {
+            peer: HIGH,
+            session: 101
+        }]
+    );
+    // Once answered, neither asks nor reconnects resend anything.
+    let answer = SignalPayload::Answer {
+        sdp: "restart answer".into(),
+        session: Some(101),
+    };
+    t.on_signal(HIGH, answer, secs(t0, 10.4));
+    t.described(HIGH, 101);
+    assert!(t.on_signal(HIGH, ask, secs(t0, 10.5)).is_empty());
+    assert!(t.resumed(secs(t0, 10.6)).is_empty());
+
+    // The answerer: its ask went into the dead WebSocket; it asks again.
+    let mut t = table();
+    t.set_peers(&peers(&[LOW]), t0);
+    t.on_signal(LOW, offer(7), t0);
+    t.described(LOW, 7);
+    t.on_state(LOW, 7, LinkState::Connected, t0);
+    assert!(t.resumed(t0).is_empty());
+    t.on_state(LOW, 7, LinkState::Disconnected, secs(t0, 3.0));
+    assert_eq!(
+        t.resumed(secs(t0, 3.2)),
+        vec![Action::AskIceRestart {
+            peer: LOW,
+            session: 7
+        }]
+    );
 }

@@ -58,6 +58,7 @@ impl Harness {
             status_text: None,
             outbox: outbox.clone(),
             at,
+            instance: None,
         }
     }
 
@@ -203,7 +204,12 @@ fn status() -> impl Strategy<Value = Status> {
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         1 => (any::<i64>(), proptest::option::of(coordinate()), proptest::option::of(coordinate()))
-            .prop_map(|(s, x, y)| ClientMessage::Join { space_id: SpaceId(s), x, y }),
+            .prop_map(|(s, x, y)| ClientMessage::Join {
+                space_id: SpaceId(s),
+                x,
+                y,
+                instance: None,
+            }),
         4 => (coordinate(), coordinate(), facing())
             .prop_map(|(x, y, facing)| ClientMessage::Move { x, y, facing }),
         1 => (any::<i64>(), any::<String>(), any::<String>()).prop_map(|(c, id, body)| {
