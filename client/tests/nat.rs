@@ -34,7 +34,8 @@ enum Site {
 struct Net {
     prefix: String,
     namespaces: Vec<String>,
-    children: Vec<Child>,
+    /// The server process, while it runs.
+    server: Option<Child>,
     dir: tempfile::TempDir,
 }
 
@@ -100,7 +101,7 @@ impl Net {
         let mut net = Net {
             prefix,
             namespaces: Vec::new(),
-            children: Vec::new(),
+            server: None,
             dir: tempfile::tempdir().unwrap(),
         };
         for ns in ["inet", "pub", "ra", "ha", "rb", "hb"] {
@@ -257,7 +258,7 @@ impl Net {
             .unwrap();
         // The server logs to standard output.
         let stderr = child.stdout.take().unwrap();
-        self.children.push(child);
+        self.server = Some(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -277,6 +278,14 @@ impl Net {
         }
         // Keep draining its log so it never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
+    }
+
+    /// Kills the server (as a crash or a power cut would: no goodbyes).
+    fn stop_server(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Starts a bot at `site` that walks to `tile`, talks with a `hz` tone
@@ -326,10 +335,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_server();
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -365,6 +371,8 @@ struct BotRun {
 struct Outcome {
     /// The one peer it had.
     peer: serde_json::Value,
+    /// Wall clock of the output's first sample, in Unix µs.
+    output_started_us: u64,
     /// For each 20 ms of its output: was the peer's tone there?
     heard: Vec<bool>,
 }
@@ -406,7 +414,12 @@ impl BotRun {
             .chunks_exact(WINDOW)
             .map(|w| tone_amplitude(w, peer_hz as f32) > 0.005)
             .collect();
-        Outcome { peer, heard }
+        let output_started_us = report["voice"]["output_started_unix_us"].as_u64().unwrap();
+        Outcome {
+            peer,
+            output_started_us,
+            heard,
+        }
     }
 }
 
@@ -432,6 +445,21 @@ impl Outcome {
     /// Seconds of output in which the peer's tone was heard.
     fn heard_seconds(&self) -> f64 {
         self.heard.iter().filter(|h| **h).count() as f64 * 0.02
+    }
+
+    /// Seconds from `at` (wall clock) to the first time the tone was heard
+    /// after it.
+    fn heard_again_after(&self, at: std::time::SystemTime) -> f64 {
+        let at_us = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        let from = at_us.saturating_sub(self.output_started_us) / 20_000;
+        let from = usize::try_from(from).unwrap().min(self.heard.len());
+        self.heard[from..]
+            .iter()
+            .position(|h| *h)
+            .map_or(f64::INFINITY, |i| i as f64 * 0.02)
     }
 
     /// The longest silence between the first and the last time the tone
@@ -583,6 +611,40 @@ fn a_call_whose_nat_rebinds_recovers_by_ice_restart_within_3_s() {
         bob.finish(440, Duration::from_secs(60)),
     );
     check_recovery(&ann, &bob, 3.0);
+}
+
+/// Case 4, the relay restarts: the only path between the homes is the relay
+/// (UDP between them is cut), and the server with its relay dies mid-call and
+/// comes back 2 s later on the same data (so the same secret). Every relayed
+/// path is gone with it; the call comes back by itself within 3 s of the
+/// server's return.
+#[test]
+fn a_relayed_call_comes_back_after_the_relay_restarts() {
+    let mut net = Net::build();
+    net.cut_udp_between_homes();
+    net.start_server();
+    let ann = net.bot(Site::HomeA, "Ann", "20,9", 440, 20.0, &[]);
+    let bob = net.bot(Site::HomeB, "Bob", "22,9", 660, 20.0, &[]);
+    std::thread::sleep(Duration::from_secs(8));
+    net.stop_server();
+    let down = Duration::from_secs(2);
+    std::thread::sleep(down);
+    net.start_server();
+    let back = std::time::SystemTime::now();
+    let (ann, bob) = (
+        ann.finish(660, Duration::from_secs(60)),
+        bob.finish(440, Duration::from_secs(60)),
+    );
+    assert_eq!(ann.route(), "relay");
+    check_recovery(&ann, &bob, down.as_secs_f64() + 3.0);
+    for (who, o) in [("Ann", &ann), ("Bob", &bob)] {
+        let after = o.heard_again_after(back);
+        eprintln!("{who} heard the other again {after:.2} s after the relay was back");
+        assert!(
+            after <= 3.0,
+            "{who}: {after:.2} s after the relay came back"
+        );
+    }
 }
 
 /// Case 4, harder: home A's router gets a new public address (a new uplink,

@@ -46,6 +46,9 @@ enum Command {
 /// as dead.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// After an established connection broke, retries stay quick this long.
+const QUICK_RETRIES_FOR: Duration = Duration::from_secs(10);
+
 /// The non-blocking end of a session.
 #[derive(Debug)]
 pub struct NetHandle {
@@ -235,6 +238,8 @@ async fn run(
     let mut rejoin = Rejoin::default();
     let mut me = None;
     let mut attempt = 0u32;
+    // When an established connection last broke under us (see below).
+    let mut lost_at: Option<tokio::time::Instant> = None;
     loop {
         attempt += 1;
         let _ = events.send(NetEvent::Connecting { attempt });
@@ -246,6 +251,7 @@ async fn run(
             Err(ConnectError::Other(e)) => (e, false),
             Ok(ws) => {
                 attempt = 0;
+                lost_at = None;
                 tracing::debug!("connected to {url}");
                 let _ = events.send(NetEvent::Connected);
                 let (mut sink, mut stream) = ws.split();
@@ -330,14 +336,23 @@ async fn run(
             }
         };
         let (reason, lost) = outcome;
-        // A connection that broke under us (a probe unanswered, a reset) is
-        // most often our network: try again almost at once, jittered over a
-        // quarter second. A server that closed (restarting: 1001, 1012) or
-        // refused us gets the backoff, so that its clients come back spread out.
-        let retry_in = if lost && attempt == 0 {
-            Duration::from_secs_f64(rand::random::<f64>() * 0.25)
-        } else {
-            backoff(attempt.max(1))
+        let now = tokio::time::Instant::now();
+        if lost && attempt == 0 {
+            lost_at = Some(now);
+        }
+        // A connection that broke under us (a probe unanswered, a reset: our
+        // network changed, or the server died without a goodbye) is tried
+        // again almost at once, then every half second or so for
+        // `QUICK_RETRIES_FOR` (a restarting server is back within seconds,
+        // and calls wait on it); jitter spreads everyone's attempts. A server
+        // that closed (restarting: 1001, 1012) or keeps refusing gets the
+        // backoff, so that its clients come back spread out.
+        let retry_in = match lost_at {
+            _ if lost && attempt == 0 => Duration::from_secs_f64(rand::random::<f64>() * 0.25),
+            Some(at) if now.duration_since(at) < QUICK_RETRIES_FOR => {
+                Duration::from_secs_f64(0.25 + rand::random::<f64>() * 0.5)
+            }
+            _ => backoff(attempt.max(1)),
         };
         tracing::info!("connection to the server lost ({reason}); retrying in {retry_in:?}");
         let _ = events.send(NetEvent::Disconnected { reason, retry_in });
