@@ -656,15 +656,53 @@ fn a_relayed_call_comes_back_after_the_relay_restarts() {
 fn a_call_whose_nat_changes_address_comes_back() {
     let mut net = Net::build();
     net.start_server();
-    let ann = net.bot(Site::HomeA, "Ann", "20,9", 440, 18.0, &[]);
-    let bob = net.bot(Site::HomeB, "Bob", "22,9", 660, 18.0, &[]);
+    // With video too: it must come back as well as the voice.
+    let video = |name: &str| {
+        let dir = net.path(&format!("{name}-video"));
+        [
+            "--fake-camera".to_owned(),
+            "pattern".into(),
+            "--video-out".into(),
+            dir.display().to_string(),
+        ]
+    };
+    let (ann_video, bob_video) = (video("Ann"), video("Bob"));
+    fn args(v: &[String; 4]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let started = Instant::now();
+    let ann = net.bot(Site::HomeA, "Ann", "20,9", 440, 18.0, &args(&ann_video));
+    let bob = net.bot(Site::HomeB, "Bob", "22,9", 660, 18.0, &args(&bob_video));
     std::thread::sleep(Duration::from_secs(8));
+    let broke = started.elapsed().as_secs_f64();
     net.renumber_home_a();
     let (ann, bob) = (
         ann.finish(660, Duration::from_secs(60)),
         bob.finish(440, Duration::from_secs(60)),
     );
     check_recovery(&ann, &bob, 3.0);
+    // Pictures were saved (one a second) well after the break: video resumed.
+    for (who, o) in [("Ann", &ann), ("Bob", &bob)] {
+        let times: Vec<f64> = o.peer["video_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| {
+                let name = f.as_str()?;
+                let secs = name.rsplit('-').next()?.strip_suffix("s.png")?;
+                secs.parse().ok()
+            })
+            .collect();
+        let after = times.iter().filter(|t| **t > broke + 3.5).count();
+        eprintln!(
+            "{who}: {} pictures saved, {after} of them more than 3.5 s after the break",
+            times.len()
+        );
+        assert!(
+            after >= 4,
+            "{who}'s video did not come back: {times:?} (break at {broke:.1} s)"
+        );
+    }
 }
 
 fn check_recovery(ann: &Outcome, bob: &Outcome, limit: f64) {

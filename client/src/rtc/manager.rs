@@ -499,3 +499,31 @@ fn link_state(s: RTCPeerConnectionState) -> LinkState {
         RTCPeerConnectionState::Closed => LinkState::Closed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
+
+    fn pair(local: RTCIceCandidateType, remote: RTCIceCandidateType) -> RTCIceCandidatePair {
+        let end = |typ| RTCIceCandidate {
+            typ,
+            ..RTCIceCandidate::default()
+        };
+        RTCIceCandidatePair::new(end(local), end(remote))
+    }
+
+    #[test]
+    fn a_pair_is_as_far_as_its_furthest_end() {
+        use RTCIceCandidateType::{Host, Prflx, Relay, Srflx};
+        assert_eq!(route_of(&pair(Host, Host)), Route::Host);
+        assert_eq!(route_of(&pair(Host, Srflx)), Route::Srflx);
+        assert_eq!(route_of(&pair(Prflx, Host)), Route::Srflx);
+        assert_eq!(route_of(&pair(Srflx, Relay)), Route::Relay);
+        assert_eq!(route_of(&pair(Relay, Host)), Route::Relay);
+        assert_eq!(Route::Relay.label(), "relayed");
+        assert_eq!(Route::Srflx.label(), "direct");
+        assert_eq!(Route::Host.label(), "direct");
+        assert_eq!(Route::Srflx.as_str(), "srflx");
+    }
+}
