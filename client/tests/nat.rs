@@ -170,7 +170,10 @@ impl Net {
             );
             net.in_ns(router, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
             // A home router: outgoing traffic is masqueraded; from outside
-            // only answers to it come in.
+            // only answers to it come in, and the router itself answers
+            // nobody on its outside (unsolicited datagrams are dropped, not
+            // refused: a refused one would leave a conntrack entry that
+            // makes the next outgoing mapping change port).
             net.nft(
                 router,
                 "table ip home {
@@ -179,6 +182,11 @@ impl Net {
                         type filter hook forward priority filter; policy drop;
                         ct state established,related accept
                         iifname \"lan\" oifname \"wan\" accept
+                    }
+                    chain inbound {
+                        type filter hook input priority filter; policy accept;
+                        iifname \"wan\" ct state established,related accept
+                        iifname \"wan\" drop
                     }
                 }",
             );
@@ -438,6 +446,12 @@ fn tone_amplitude(window: &[f32], hz: f32) -> f32 {
 }
 
 impl Outcome {
+    /// Milliseconds from the server linking us to the connection coming up.
+    fn connect_ms(&self) -> f64 {
+        let first = |k: &str| self.peer[k][0].as_f64().unwrap_or(f64::NAN);
+        (first("connected_at") - first("linked_at")) * 1000.0
+    }
+
     fn route(&self) -> &str {
         self.peer["route"].as_str().unwrap_or("none")
     }
@@ -509,9 +523,11 @@ fn two_homes_behind_nat_call_each_other() {
         );
     }
     eprintln!(
-        "two homes: routes {} / {}, first audio {} / {} ms",
+        "two homes: routes {} / {}, connected after {:.0} / {:.0} ms, first audio {} / {} ms",
         ann.route(),
         bob.route(),
+        ann.connect_ms(),
+        bob.connect_ms(),
         ann.peer["first_audio_ms"],
         bob.peer["first_audio_ms"]
     );
@@ -545,7 +561,9 @@ fn with_udp_between_homes_cut_the_relay_carries_voice_and_video() {
         );
     }
     eprintln!(
-        "relayed: first audio {} / {} ms, first video {} / {} ms",
+        "relayed: connected after {:.0} / {:.0} ms, first audio {} / {} ms, first video {} / {} ms",
+        ann.connect_ms(),
+        bob.connect_ms(),
         ann.peer["first_audio_ms"],
         bob.peer["first_audio_ms"],
         ann.peer["first_video_ms"],
@@ -578,8 +596,10 @@ fn a_public_host_and_a_home_connect_and_relay_only_relays() {
         );
     }
     eprintln!(
-        "public and home: route {}, first audio {} / {} ms",
+        "public and home: route {}, connected after {:.0} / {:.0} ms, first audio {} / {} ms",
         cy.route(),
+        cy.connect_ms(),
+        ann.connect_ms(),
         cy.peer["first_audio_ms"],
         ann.peer["first_audio_ms"]
     );
