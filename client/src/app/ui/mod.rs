@@ -371,6 +371,20 @@ fn people_tab(
                         egui::RichText::new(name)
                     };
                     ui.label(label);
+                    // How the call goes: straight to them, or through the relay.
+                    if let Some(route) = links.get(&m.user_id).and_then(|l| l.route)
+                        && near
+                    {
+                        ui.weak(route.label()).on_hover_text(format!(
+                            "ICE route: {} ({})",
+                            route.as_str(),
+                            match route {
+                                crate::rtc::Route::Host => "same network",
+                                crate::rtc::Route::Srflx => "direct through NAT",
+                                crate::rtc::Route::Relay => "through the server's relay",
+                            }
+                        ));
+                    }
                     if let Some(text) = &m.status_text {
                         ui.weak(text);
                     }
@@ -388,18 +402,6 @@ fn people_tab(
                         }
                         if near {
                             voice::peer_controls(ui, session, m.user_id);
-                            // How the call goes: straight to them, or through the relay.
-                            if let Some(route) = links.get(&m.user_id).and_then(|l| l.route) {
-                                ui.weak(route.label()).on_hover_text(format!(
-                                    "ICE route: {} ({})",
-                                    route.as_str(),
-                                    match route {
-                                        crate::rtc::Route::Host => "same network",
-                                        crate::rtc::Route::Srflx => "direct through NAT",
-                                        crate::rtc::Route::Relay => "through the server's relay",
-                                    }
-                                ));
-                            }
                         }
                     }
                 });
