@@ -36,6 +36,9 @@ use tokio::net::UdpSocket;
 use turn::proto::peeraddr::PeerAddress;
 use webrtc_util::Conn;
 
+/// Allocate requests awaiting the crate's answer, at most.
+const MAX_PENDING: usize = 10_000;
+
 /// What the gate enforces.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -191,6 +194,11 @@ impl Gate {
             self.count(|s| s.quota_refusals += 1);
             tracing::info!(%user, %from, held, "TURN allocation refused: quota reached");
             return reply_error(m, CODE_ALLOC_QUOTA_REACHED, "allocation quota reached");
+        }
+        // The crate answers every Allocate it is passed, which takes the
+        // entry out; should some go unanswered, they cannot pile up.
+        if state.pending.len() >= MAX_PENDING {
+            state.pending.clear();
         }
         state.pending.insert(m.transaction_id, (from, user));
         Verdict::Pass

@@ -125,6 +125,8 @@ pub enum RelayError {
         "cannot listen for STUN/TURN on UDP {0}: {1} (another TURN server? use --turn-bind or --no-turn)"
     )]
     Bind(SocketAddr, #[source] std::io::Error),
+    #[error("relay ports {0}-{1}: need 1 ≤ first ≤ last")]
+    Ports(u16, u16),
     #[error("the TURN server did not start: {0}")]
     Turn(#[source] turn::Error),
 }
@@ -189,6 +191,10 @@ impl Relay {
         secret: &[u8],
         external: Vec<IceServer>,
     ) -> Result<(Relay, IceServers), RelayError> {
+        let (first, last) = config.relay_ports;
+        if first == 0 || first > last {
+            return Err(RelayError::Ports(first, last));
+        }
         let socket = UdpSocket::bind(config.bind)
             .await
             .map_err(|e| RelayError::Bind(config.bind, e))?;
@@ -314,7 +320,7 @@ impl RelayAddressGenerator for Ports {
             return Err(turn::Error::Other("IPv6 relaying is not offered".into()));
         }
         let (first, last) = self.range;
-        let span = u32::from(last - first) + 1;
+        let span = u32::from(last.saturating_sub(first)) + 1;
         let tries: Vec<u16> = if requested_port != 0 {
             vec![requested_port]
         } else {

@@ -323,3 +323,17 @@ async fn without_the_relay_welcome_lists_only_external_servers() {
     assert_eq!(servers.len(), 1);
     assert_eq!(servers[0].urls, ["stun:stun.example.org:3478"]);
 }
+
+#[tokio::test]
+async fn a_bad_relay_port_range_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = hallway_server::Config::new(dir.path());
+    let mut turn = TurnConfig::new("127.0.0.1:0".parse().unwrap());
+    turn.relay_ports = (5000, 4000);
+    config.turn = Some(turn);
+    let server = hallway_server::RunningServer::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let err = server.stop().await.unwrap_err();
+    assert!(err.to_string().contains("relay ports 5000-4000"), "{err}");
+}
