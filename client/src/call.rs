@@ -10,6 +10,7 @@ use crate::core::space::SpaceState;
 use crate::media::capture::{Capture, CaptureControl, CaptureStats, EncodedFrame};
 use crate::media::device::{MicSpec, SpeakerSpec};
 use crate::media::mixer::{Mixer, MixerControl, MixerStats};
+use crate::media::room::RoomSpec;
 use crate::media::video::VideoFrame;
 use crate::media::video::camera::{Camera, CameraSpec, CameraStats};
 use crate::media::video::remote::{FrameTap, RemoteVideo, RemoteVideos};
@@ -35,6 +36,8 @@ pub struct CallOptions {
     pub camera_on: bool,
     /// Every decoded picture also goes here (tests, benchmarks).
     pub video_tap: Option<FrameTap>,
+    /// A fake room: the microphone also hears the speaker (tests, the bot).
+    pub room: Option<RoomSpec>,
 }
 
 impl Default for CallOptions {
@@ -47,6 +50,7 @@ impl Default for CallOptions {
             camera: CameraSpec::Default,
             camera_on: false,
             video_tap: None,
+            room: None,
         }
     }
 }
@@ -67,6 +71,7 @@ impl CallOptions {
             camera_on: camera != CameraSpec::None,
             camera,
             video_tap: None,
+            room: None,
         }
     }
 }
@@ -101,8 +106,10 @@ impl Call {
         signal_out: SignalOut,
     ) -> Result<Call, webrtc::Error> {
         let (uplink_tx, uplink_rx) = tokio::sync::mpsc::channel::<EncodedFrame>(64);
-        let capture = Capture::start(options.mic, options.noise_suppression, uplink_tx);
-        let mixer = Mixer::start(options.speaker);
+        let (room_speaker, room_mic) = options.room.map(RoomSpec::build).unzip();
+        let capture =
+            Capture::start_in(options.mic, options.noise_suppression, uplink_tx, room_mic);
+        let mixer = Mixer::start_in(options.speaker, room_speaker);
         let (video_tx, video_rx) = tokio::sync::mpsc::channel(8);
         let camera = Camera::start(options.camera, options.camera_on, video_tx);
         let videos = RemoteVideos::start(options.video_tap);

@@ -25,6 +25,12 @@ fn main() -> AppExit {
         eprintln!("--audio-out: {e}");
         return AppExit::from_code(2);
     }
+    if let Some(room) = &args.fake_room
+        && let Err(e) = hallway_client::media::room::RoomSpec::parse(room)
+    {
+        eprintln!("--fake-room: {e}");
+        return AppExit::from_code(2);
+    }
     if let Some(camera) = &args.fake_camera
         && let Err(e) = hallway_client::media::video::camera::CameraSpec::parse_fake(camera)
     {

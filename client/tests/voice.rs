@@ -6,6 +6,7 @@
 use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::call::CallOptions;
 use hallway_client::media::device::read_wav_stereo;
+use hallway_client::media::room::RoomSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
 use hallway_shared::TilePos;
@@ -537,4 +538,55 @@ fn an_idle_bot_without_a_call_sleeps() {
     let used = thread_cpu_seconds("bot Idle").expect("the bot's thread") - before;
     assert!(used < 0.5, "the idle bot used {used:.2} s of CPU in 2 s");
     drop(bot);
+}
+
+/// The fake room (`--fake-room`) goes through the real pipeline: Bo's
+/// microphone also hears what his speaker plays, so Ann gets her own tone
+/// back from him, as from a laptop without headphones. Without the room,
+/// none of it comes back. (What echo cancellation must remove, issue 12.)
+#[test]
+fn a_fake_room_sends_a_peers_voice_back_as_echo() {
+    let server = Server::start(false);
+    let mut echo = Vec::new();
+    for (i, room) in [None, Some("delay=80,gain=0.5")].into_iter().enumerate() {
+        let out = server.path(&format!("ann-{i}.wav"));
+        let ann = voice_bot(
+            &server,
+            &format!("Ann{i}"),
+            440.0,
+            TilePos::new(20, 9),
+            Some(&out),
+        );
+        let mut options = CallOptions::fakes(
+            MicSpec::Tone(660.0),
+            SpeakerSpec::None,
+            hallway_client::media::video::camera::CameraSpec::None,
+        );
+        options.room = room.map(|r| RoomSpec::parse(r).unwrap());
+        let bo = Bot::start(BotOptions {
+            voice: Some(options),
+            start_at: Some(TilePos::new(21, 9)),
+            ..BotOptions::new(&server.addr, &format!("Bo{i}"))
+        })
+        .unwrap();
+        assert!(ann.wait_for(Duration::from_secs(10), |a| {
+            a.connected().contains(&bo.user_id)
+        }));
+        std::thread::sleep(Duration::from_millis(1500));
+        let (from, to) = record(&ann, 2.0);
+        drop(bo);
+        drop(ann);
+        std::thread::sleep(Duration::from_millis(300));
+        let rec = read_wav_stereo(&out).unwrap();
+        let w = window(&rec, from, to);
+        let (own, peer) = (tone_both(&w, 440.0), tone_both(&w, 660.0));
+        assert!(peer > 0.05, "Ann hears Bo: {peer}");
+        echo.push(own / peer);
+    }
+    let (without, with) = (echo[0], echo[1]);
+    eprintln!("own tone / peer tone at Ann: {without:.4} without a room, {with:.3} in it");
+    // Without a room Ann's own tone is nowhere in what she hears; in it, it
+    // comes back at about half Bo's level (gain 0.5 on what he plays).
+    assert!(without < 0.01, "echo without a room: {without}");
+    assert!((0.1..=1.0).contains(&with), "echo in the room: {with}");
 }

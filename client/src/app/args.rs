@@ -36,4 +36,8 @@ pub struct Args {
     /// with its frame number and capture time drawn in). Turns the camera on.
     #[arg(long)]
     pub fake_camera: Option<String>,
+    /// A fake room: the microphone also hears the speaker, delay=MS,gain=G
+    /// (e.g. delay=80,gain=0.5), as on a laptop without headphones.
+    #[arg(long)]
+    pub fake_room: Option<String>,
 }

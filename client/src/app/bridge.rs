@@ -96,6 +96,7 @@ pub struct Session {
     pub fake_mic: Option<MicSpec>,
     pub fake_speaker: Option<SpeakerSpec>,
     pub fake_camera: Option<CameraSpec>,
+    pub fake_room: Option<crate::media::room::RoomSpec>,
     pub voice_error: Option<String>,
 }
 
@@ -169,6 +170,7 @@ impl Session {
             // A fake camera is asked for to be seen.
             camera_on: self.settings.video.camera_on || self.fake_camera.is_some(),
             video_tap: None,
+            room: self.fake_room,
         }
     }
 
@@ -218,6 +220,10 @@ pub(super) fn plugin(app: &mut App) {
             .fake_camera
             .as_deref()
             .and_then(|s| CameraSpec::parse_fake(s).ok()),
+        fake_room: args
+            .fake_room
+            .as_deref()
+            .and_then(|s| crate::media::room::RoomSpec::parse(s).ok()),
         ..default()
     });
     app.init_resource::<Hosted>();

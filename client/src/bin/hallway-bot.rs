@@ -9,6 +9,7 @@ use clap::Parser;
 use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::call::CallOptions;
 use hallway_client::core::walk::parse_route;
+use hallway_client::media::room::RoomSpec;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
@@ -51,6 +52,10 @@ struct Args {
     /// call on.
     #[arg(long)]
     video_out: Option<PathBuf>,
+    /// A fake room: the microphone also hears the speaker, delay=MS,gain=G
+    /// (e.g. delay=80,gain=0.5), as on a laptop without headphones.
+    #[arg(long)]
+    fake_room: Option<String>,
     /// Run RNNoise on the microphone (off by default: it removes test tones).
     #[arg(long)]
     noise_suppression: bool,
@@ -76,6 +81,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &args.video_out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let room = match &args.fake_room {
+        Some(s) => Some(RoomSpec::parse(s).context("--fake-room")?),
+        None => None,
+    };
     let call = args.fake_mic.is_some()
         || args.audio_out.is_some()
         || camera.is_some()
@@ -99,6 +108,7 @@ fn main() -> anyhow::Result<()> {
             },
             camera_on: camera.is_some(),
             camera: camera.unwrap_or(CameraSpec::None),
+            room,
             ..CallOptions::default()
         })
     } else {

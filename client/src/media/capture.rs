@@ -7,6 +7,7 @@
 
 use super::device::{MicSpec, open_source};
 use super::opus::VoiceEncoder;
+use super::room::RoomMic;
 use super::{FRAME, MonoFrame, rms};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -83,6 +84,17 @@ impl Capture {
         noise_suppression: bool,
         out: tokio::sync::mpsc::Sender<EncodedFrame>,
     ) -> Capture {
+        Capture::start_in(mic, noise_suppression, out, None)
+    }
+
+    /// As [`Capture::start`], with the microphone in `room` (a fake room's
+    /// microphone end: it also hears the speaker, see [`crate::media::room`]).
+    pub fn start_in(
+        mic: MicSpec,
+        noise_suppression: bool,
+        out: tokio::sync::mpsc::Sender<EncodedFrame>,
+        room: Option<RoomMic>,
+    ) -> Capture {
         let (commands, rx) = crossbeam_channel::unbounded();
         let control = Arc::new(CaptureControl::default());
         control
@@ -94,7 +106,7 @@ impl Capture {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("hallway-capture".into())
-                .spawn(move || run(mic, rx, control, stats, out))
+                .spawn(move || run(mic, rx, control, stats, out, room))
                 .ok()
         };
         Capture {
@@ -189,6 +201,7 @@ fn run(
     control: Arc<CaptureControl>,
     stats: Arc<Mutex<CaptureStats>>,
     out: tokio::sync::mpsc::Sender<EncodedFrame>,
+    mut room: Option<RoomMic>,
 ) {
     let mut encoder = match VoiceEncoder::new() {
         Ok(e) => e,
@@ -245,6 +258,9 @@ fn run(
             if let Err(e) = source.read(&mut frame) {
                 set_status(&stats, None, Some(format!("{e}: listening only")));
                 continue 'device;
+            }
+            if let Some(room) = room.as_mut() {
+                room.hear(&mut frame);
             }
             let captured = Instant::now();
             control.frames.fetch_add(1, Ordering::Relaxed);

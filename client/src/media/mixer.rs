@@ -8,6 +8,7 @@
 use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, WavSink, open_sink};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::opus::VoiceDecoder;
+use super::room::RoomSpeaker;
 use super::{FRAME, MonoFrame, StereoFrame, rms};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hallway_shared::UserId;
@@ -94,6 +95,12 @@ const QUEUE: usize = 4096;
 
 impl Mixer {
     pub fn start(speaker: SpeakerSpec) -> Mixer {
+        Mixer::start_in(speaker, None)
+    }
+
+    /// As [`Mixer::start`], and everything played also reaches `room` (a
+    /// fake room's speaker end, see [`crate::media::room`]).
+    pub fn start_in(speaker: SpeakerSpec, room: Option<RoomSpeaker>) -> Mixer {
         let (packets, packet_rx) = crossbeam_channel::bounded(QUEUE);
         let (control, control_rx) = crossbeam_channel::unbounded();
         let tx = MixerSender { packets, control };
@@ -103,7 +110,7 @@ impl Mixer {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("hallway-mixer".into())
-                .spawn(move || run(speaker, packet_rx, control_rx, stats, clock_tx))
+                .spawn(move || run(speaker, packet_rx, control_rx, stats, clock_tx, room))
                 .ok()
         };
         let recording = clock_rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
@@ -244,6 +251,7 @@ fn run(
     control: Receiver<MixerControl>,
     stats: Arc<Mutex<MixerStats>>,
     clock_tx: Sender<Option<RecordingClock>>,
+    mut room: Option<RoomSpeaker>,
 ) {
     let mut speaker = speaker;
     let mut sink = open_or_null(&speaker, &stats, &clock_tx);
@@ -356,6 +364,9 @@ fn run(
         if let Err(e) = sink.write(&mix) {
             sink = fallback(&stats, &e.to_string());
             retry_at = Some(Instant::now() + Duration::from_secs(3));
+        }
+        if let Some(room) = room.as_mut() {
+            room.played(&mix);
         }
         frames += 1;
         if frames.is_multiple_of(5) {

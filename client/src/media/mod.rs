@@ -12,6 +12,7 @@ pub mod jitter;
 pub mod mixer;
 pub mod opus;
 pub mod resample;
+pub mod room;
 pub mod video;
 
 pub use capture::{Capture, CaptureControl, CaptureStats};
