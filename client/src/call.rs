@@ -171,12 +171,6 @@ impl Call {
         }
     }
 
-    /// The session ended or moved to another space: hang up on everyone.
-    pub fn hang_up(&mut self) {
-        self.since.clear();
-        self.rtc.close_all();
-    }
-
     /// Recomputes every peer's gain and pan from where everyone stands.
     pub fn update_spatial(&self, state: &SpaceState, map: Option<&MapModel>) {
         let Some(me) = state.my_member() else { return };

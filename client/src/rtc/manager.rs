@@ -194,25 +194,13 @@ impl Manager {
 
     async fn perform(&mut self, action: Action) -> Vec<Action> {
         match action {
-            Action::Offer { peer, session } => {
-                let offered = async {
-                    let pc = self.open(peer, session).await?;
-                    let offer = pc.create_offer(None).await?;
-                    describe(&pc, offer).await
+            Action::Offer { peer, session } => match self.open(peer, session).await {
+                Ok(pc) => self.offer(peer, session, &pc, None).await,
+                Err(e) => {
+                    tracing::warn!("offer to {peer:?}: {e}");
+                    self.table.failed(peer, session, Instant::now())
                 }
-                .await;
-                match offered {
-                    Ok(sdp) => {
-                        let session = Some(session);
-                        self.send(peer, &SignalPayload::Offer { sdp, session });
-                        Vec::new()
-                    }
-                    Err(e) => {
-                        tracing::warn!("offer to {peer:?}: {e}");
-                        self.table.failed(peer, session, Instant::now())
-                    }
-                }
-            }
+            },
             Action::IceRestart { peer, session } => {
                 let Some(pc) = self.pc(peer, session) else {
                     return Vec::new();
@@ -222,22 +210,7 @@ impl Manager {
                     ice_restart: true,
                     voice_activity_detection: false,
                 };
-                let offered = async {
-                    let offer = pc.create_offer(Some(options)).await?;
-                    describe(&pc, offer).await
-                }
-                .await;
-                match offered {
-                    Ok(sdp) => {
-                        let session = Some(session);
-                        self.send(peer, &SignalPayload::Offer { sdp, session });
-                        Vec::new()
-                    }
-                    Err(e) => {
-                        tracing::warn!("ICE restart offer to {peer:?}: {e}");
-                        self.table.failed(peer, session, Instant::now())
-                    }
-                }
+                self.offer(peer, session, &pc, Some(options)).await
             }
             Action::ResendOffer { peer, session } => {
                 tracing::debug!("resending the ICE restart offer to {peer:?}");
@@ -355,6 +328,33 @@ impl Manager {
                 }
                 let _ = self.events.send(event);
                 Vec::new()
+            }
+        }
+    }
+
+    /// Creates an offer on `pc` (an ICE restart if `options` say so) and
+    /// sends it for `session`; a failure starts the link over.
+    async fn offer(
+        &mut self,
+        peer: UserId,
+        session: u64,
+        pc: &RTCPeerConnection,
+        options: Option<RTCOfferOptions>,
+    ) -> Vec<Action> {
+        let offered = async {
+            let offer = pc.create_offer(options).await?;
+            describe(pc, offer).await
+        }
+        .await;
+        match offered {
+            Ok(sdp) => {
+                let session = Some(session);
+                self.send(peer, &SignalPayload::Offer { sdp, session });
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!("offer to {peer:?}: {e}");
+                self.table.failed(peer, session, Instant::now())
             }
         }
     }

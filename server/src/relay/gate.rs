@@ -140,16 +140,10 @@ impl Gate {
         if is_channel_data(buf) {
             return self.metered(from, buf.len(), Direction::Up);
         }
-        if !stun::message::is_message(buf) {
+        // Not STUN, or broken: the crate answers or drops it.
+        let Some(m) = decode_stun(buf) else {
             return Verdict::Pass;
-        }
-        let mut m = Message {
-            raw: buf.to_vec(),
-            ..Default::default()
         };
-        if m.decode().is_err() {
-            return Verdict::Pass; // the crate answers or drops it
-        }
         match (m.typ.method, m.typ.class) {
             (METHOD_ALLOCATE, CLASS_REQUEST) => self.allocate(&m, from),
             (METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND, CLASS_REQUEST) => {
@@ -176,14 +170,10 @@ impl Gate {
             return Verdict::Pass;
         };
         let username = String::from_utf8_lossy(&username);
-        let user = match super::Credentials::check(&username, SystemTime::now()) {
-            Ok(user) => user,
-            Err(e) => {
-                // The crate refuses it too (its auth handler runs the same
-                // check); this is the line an operator sees.
-                tracing::info!(%from, "TURN allocation refused: credential {e}");
-                return Verdict::Pass;
-            }
+        // A credential that does not check is the crate's to refuse (its
+        // auth handler runs the same check, and logs it).
+        let Ok(user) = super::Credentials::check(&username, SystemTime::now()) else {
+            return Verdict::Pass;
         };
         let Ok(mut state) = self.state.lock() else {
             return Verdict::Pass;
@@ -231,16 +221,9 @@ impl Gate {
         if is_channel_data(buf) {
             return self.metered(to, buf.len(), Direction::Down);
         }
-        if !stun::message::is_message(buf) {
+        let Some(m) = decode_stun(buf) else {
             return Verdict::Pass;
-        }
-        let mut m = Message {
-            raw: buf.to_vec(),
-            ..Default::default()
         };
-        if m.decode().is_err() {
-            return Verdict::Pass;
-        }
         match (m.typ.method, m.typ.class) {
             (METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE | CLASS_ERROR_RESPONSE) => {
                 self.answered(&m, to);
@@ -307,6 +290,19 @@ impl Gate {
 enum Direction {
     Up,
     Down,
+}
+
+/// `buf` as a STUN message, if it is one.
+fn decode_stun(buf: &[u8]) -> Option<Message> {
+    if !stun::message::is_message(buf) {
+        return None;
+    }
+    let mut m = Message {
+        raw: buf.to_vec(),
+        ..Default::default()
+    };
+    m.decode().ok()?;
+    Some(m)
 }
 
 /// ChannelData starts with a channel number 0x4000..=0x7FFF (RFC 8656 §12).
