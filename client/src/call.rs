@@ -7,9 +7,10 @@
 //! `hallway_shared::volume`.
 
 use crate::core::space::SpaceState;
-use crate::media::capture::{Capture, CaptureControl, CaptureStats, EncodedFrame};
+use crate::media::capture::{Capture, CaptureControl, CaptureLinks, CaptureStats, EncodedFrame};
 use crate::media::device::{MicSpec, SpeakerSpec};
-use crate::media::mixer::{Mixer, MixerControl, MixerStats};
+use crate::media::mixer::{Mixer, MixerControl, MixerLinks, MixerStats};
+use crate::media::processing::{ProcessingConfig, echo_reference};
 use crate::media::room::RoomSpec;
 use crate::media::video::VideoFrame;
 use crate::media::video::camera::{Camera, CameraSpec, CameraStats};
@@ -29,7 +30,8 @@ use std::time::Instant;
 pub struct CallOptions {
     pub mic: MicSpec,
     pub speaker: SpeakerSpec,
-    pub noise_suppression: bool,
+    /// Echo cancellation, noise suppression, automatic gain.
+    pub processing: ProcessingConfig,
     pub rtc: RtcOptions,
     pub camera: CameraSpec,
     /// The camera switch at start (off until the user turns it on).
@@ -45,7 +47,7 @@ impl Default for CallOptions {
         CallOptions {
             mic: MicSpec::Default,
             speaker: SpeakerSpec::Default,
-            noise_suppression: true,
+            processing: ProcessingConfig::APP,
             rtc: RtcOptions::default(),
             camera: CameraSpec::Default,
             camera_on: false,
@@ -56,14 +58,14 @@ impl Default for CallOptions {
 }
 
 impl CallOptions {
-    /// Fake (or no) devices, loopback candidates only, and no noise
-    /// suppression (RNNoise removes test tones); the camera is on unless it
-    /// is `None`. What bots in tests and benchmarks run with.
+    /// Fake (or no) devices, loopback candidates only, and no processing
+    /// (noise suppression and automatic gain would change test tones); the
+    /// camera is on unless it is `None`. What bots in tests and benchmarks run with.
     pub fn fakes(mic: MicSpec, speaker: SpeakerSpec, camera: CameraSpec) -> CallOptions {
         CallOptions {
             mic,
             speaker,
-            noise_suppression: false,
+            processing: ProcessingConfig::OFF,
             rtc: RtcOptions {
                 loopback_only: true,
                 ..RtcOptions::default()
@@ -107,9 +109,23 @@ impl Call {
     ) -> Result<Call, webrtc::Error> {
         let (uplink_tx, uplink_rx) = tokio::sync::mpsc::channel::<EncodedFrame>(64);
         let (room_speaker, room_mic) = options.room.map(RoomSpec::build).unzip();
-        let capture =
-            Capture::start_in(options.mic, options.noise_suppression, uplink_tx, room_mic);
-        let mixer = Mixer::start_in(options.speaker, room_speaker);
+        let (echo, reference) = echo_reference();
+        let capture = Capture::start(
+            options.mic,
+            options.processing,
+            uplink_tx,
+            CaptureLinks {
+                reference: Some(reference),
+                room: room_mic,
+            },
+        );
+        let mixer = Mixer::start(
+            options.speaker,
+            MixerLinks {
+                echo: Some(echo),
+                room: room_speaker,
+            },
+        );
         let (video_tx, video_rx) = tokio::sync::mpsc::channel(8);
         let camera = Camera::start(options.camera, options.camera_on, video_tx);
         let videos = RemoteVideos::start(options.video_tap);
@@ -235,11 +251,10 @@ impl Call {
         self.capture.control.ptt_down.store(down, Ordering::Relaxed);
     }
 
-    pub fn set_noise_suppression(&self, on: bool) {
-        self.capture
-            .control
-            .noise_suppression
-            .store(on, Ordering::Relaxed);
+    /// Echo cancellation, noise suppression and automatic gain, from the
+    /// next frame on.
+    pub fn set_processing(&self, config: ProcessingConfig) {
+        self.capture.control.set_processing(config);
     }
 
     pub fn set_volume(&mut self, peer: UserId, volume: f32) {

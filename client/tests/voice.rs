@@ -263,7 +263,6 @@ fn no_microphone_or_speaker_is_not_a_crash() {
         voice: Some(CallOptions {
             mic: MicSpec::Named("No Such Microphone".into()),
             speaker: SpeakerSpec::Named("No Such Speaker".into()),
-            noise_suppression: true,
             rtc: RtcOptions {
                 loopback_only: true,
                 ..RtcOptions::default()

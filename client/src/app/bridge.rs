@@ -155,7 +155,7 @@ impl Session {
                     .clone()
                     .map_or(SpeakerSpec::Default, SpeakerSpec::Named)
             }),
-            noise_suppression: audio.noise_suppression,
+            processing: audio.processing(),
             rtc: crate::rtc::RtcOptions {
                 relay_only: audio.always_relay,
                 ..Default::default()

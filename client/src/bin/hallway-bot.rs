@@ -9,6 +9,7 @@ use clap::Parser;
 use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::call::CallOptions;
 use hallway_client::core::walk::parse_route;
+use hallway_client::media::processing::{ProcessingConfig, Suppressor};
 use hallway_client::media::room::RoomSpec;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
@@ -56,9 +57,16 @@ struct Args {
     /// (e.g. delay=80,gain=0.5), as on a laptop without headphones.
     #[arg(long)]
     fake_room: Option<String>,
-    /// Run RNNoise on the microphone (off by default: it removes test tones).
+    /// Cancel the echo of what the bot plays (off by default).
     #[arg(long)]
-    noise_suppression: bool,
+    echo_cancellation: bool,
+    /// Suppress noise on the microphone: webrtc (the default when given
+    /// without a value) or rnnoise. Off by default: it removes test tones.
+    #[arg(long, num_args = 0..=1, default_missing_value = "webrtc")]
+    noise_suppression: Option<Suppressor>,
+    /// Automatic gain on the microphone (off by default).
+    #[arg(long)]
+    auto_gain: bool,
     /// Gather only loopback ICE candidates.
     #[arg(long)]
     loopback_only: bool,
@@ -101,7 +109,11 @@ fn main() -> anyhow::Result<()> {
         Some(CallOptions {
             mic,
             speaker,
-            noise_suppression: args.noise_suppression,
+            processing: ProcessingConfig {
+                echo_cancellation: args.echo_cancellation,
+                noise_suppression: args.noise_suppression,
+                auto_gain: args.auto_gain,
+            },
             rtc: RtcOptions {
                 loopback_only: args.loopback_only,
                 relay_only: args.relay_only,

@@ -1,6 +1,7 @@
 //! What the app remembers between runs: which server, the name, the token.
 //! Stored as JSON in the OS config directory (`HALLWAY_CONFIG_DIR` overrides it).
 
+use crate::media::processing::{ProcessingConfig, Suppressor};
 use hallway_shared::SpaceId;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -42,7 +43,14 @@ pub struct AudioSettings {
     /// Microphone and speaker by name; `None` is the system default.
     pub input_device: Option<String>,
     pub output_device: Option<String>,
+    /// Removes what the speaker plays from the microphone, so people on
+    /// laptop speakers don't send everyone's voice back.
+    pub echo_cancellation: bool,
     pub noise_suppression: bool,
+    /// Which suppressor, when it is on.
+    pub suppressor: Suppressor,
+    /// Brings the voice to a steady level (AGC2).
+    pub auto_gain: bool,
     pub push_to_talk: bool,
     pub muted: bool,
     /// Per-user volume (1.0 = as is), by user id.
@@ -57,11 +65,25 @@ impl Default for AudioSettings {
         AudioSettings {
             input_device: None,
             output_device: None,
+            echo_cancellation: true,
             noise_suppression: true,
+            suppressor: Suppressor::default(),
+            auto_gain: true,
             push_to_talk: false,
             muted: false,
             volumes: Default::default(),
             always_relay: false,
+        }
+    }
+}
+
+impl AudioSettings {
+    /// The capture processing these settings ask for.
+    pub fn processing(&self) -> ProcessingConfig {
+        ProcessingConfig {
+            echo_cancellation: self.echo_cancellation,
+            noise_suppression: self.noise_suppression.then_some(self.suppressor),
+            auto_gain: self.auto_gain,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The sending side: a thread that reads 20 ms frames from the microphone (or
-//! a fake), suppresses noise, detects speech, applies mute and push-to-talk,
+//! a fake), processes them (echo cancellation, noise suppression, automatic
+//! gain: [`super::processing`]), detects speech, applies mute and push-to-talk,
 //! encodes Opus and hands each packet, with its RTP timestamp, to whoever
 //! sends it (the WebRTC track). If the microphone cannot be opened or stops,
 //! the thread says so in its stats and keeps retrying every few seconds, so a
@@ -7,10 +8,11 @@
 
 use super::device::{MicSpec, open_source};
 use super::opus::VoiceEncoder;
+use super::processing::{EchoReference, ProcessingConfig, ProcessingStats, Processor};
 use super::room::RoomMic;
 use super::{FRAME, MonoFrame, rms};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,7 +36,8 @@ pub struct CaptureControl {
     /// Push-to-talk mode: send only while `ptt_down`.
     pub push_to_talk: AtomicBool,
     pub ptt_down: AtomicBool,
-    pub noise_suppression: AtomicBool,
+    /// What processing runs ([`ProcessingConfig::to_bits`]).
+    processing: AtomicU8,
     /// Level of the last frame before gating, in 1/1000 of full scale.
     pub level_milli: AtomicU32,
     pub speaking: AtomicBool,
@@ -49,6 +52,15 @@ impl CaptureControl {
         !self.muted.load(Ordering::Relaxed)
             && (!self.push_to_talk.load(Ordering::Relaxed) || self.ptt_down.load(Ordering::Relaxed))
     }
+
+    /// Changes the processing from the next frame on.
+    pub fn set_processing(&self, config: ProcessingConfig) {
+        self.processing.store(config.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn processing(&self) -> ProcessingConfig {
+        ProcessingConfig::from_bits(self.processing.load(Ordering::Relaxed))
+    }
 }
 
 /// What the capture side reports to the UI.
@@ -59,6 +71,7 @@ pub struct CaptureStats {
     pub error: Option<String>,
     /// For a fake microphone: when its sample 0 was captured.
     pub source_started: Option<SystemTime>,
+    pub processing: ProcessingStats,
 }
 
 enum Command {
@@ -74,39 +87,37 @@ pub struct Capture {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What the capture thread works with besides the microphone.
+#[derive(Default)]
+pub struct CaptureLinks {
+    /// The mixer's output, the echo canceller's far end
+    /// ([`super::processing::echo_reference`]).
+    pub reference: Option<EchoReference>,
+    /// A fake room's microphone end: it also hears the speaker (see
+    /// [`crate::media::room`]).
+    pub room: Option<RoomMic>,
+}
+
 impl Capture {
-    /// Starts capturing from `mic`; encoded frames go to `out`.
-    /// Encoded frames go to `out`, a tokio channel so that the network side
-    /// can await them on its runtime (sending never blocks: a full queue
-    /// drops the frame).
+    /// Starts capturing from `mic` with `processing` on it. Encoded frames
+    /// go to `out`, a tokio channel so that the network side can await them
+    /// on its runtime (sending never blocks: a full queue drops the frame).
     pub fn start(
         mic: MicSpec,
-        noise_suppression: bool,
+        processing: ProcessingConfig,
         out: tokio::sync::mpsc::Sender<EncodedFrame>,
-    ) -> Capture {
-        Capture::start_in(mic, noise_suppression, out, None)
-    }
-
-    /// As [`Capture::start`], with the microphone in `room` (a fake room's
-    /// microphone end: it also hears the speaker, see [`crate::media::room`]).
-    pub fn start_in(
-        mic: MicSpec,
-        noise_suppression: bool,
-        out: tokio::sync::mpsc::Sender<EncodedFrame>,
-        room: Option<RoomMic>,
+        links: CaptureLinks,
     ) -> Capture {
         let (commands, rx) = crossbeam_channel::unbounded();
         let control = Arc::new(CaptureControl::default());
-        control
-            .noise_suppression
-            .store(noise_suppression, Ordering::Relaxed);
+        control.set_processing(processing);
         let stats = Arc::new(Mutex::new(CaptureStats::default()));
         let thread = {
             let control = control.clone();
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("hallway-capture".into())
-                .spawn(move || run(mic, rx, control, stats, out, room))
+                .spawn(move || run(mic, rx, control, stats, out, links))
                 .ok()
         };
         Capture {
@@ -156,38 +167,6 @@ impl Vad {
     }
 }
 
-/// RNNoise (nnnoiseless) on 10 ms halves of each frame; returns the voice
-/// probability. It works on 16-bit-scaled floats.
-struct Denoiser {
-    state: Box<nnnoiseless::DenoiseState<'static>>,
-    buf_in: [f32; nnnoiseless::FRAME_SIZE],
-    buf_out: [f32; nnnoiseless::FRAME_SIZE],
-}
-
-impl Denoiser {
-    fn new() -> Denoiser {
-        Denoiser {
-            state: nnnoiseless::DenoiseState::new(),
-            buf_in: [0.0; nnnoiseless::FRAME_SIZE],
-            buf_out: [0.0; nnnoiseless::FRAME_SIZE],
-        }
-    }
-
-    fn process(&mut self, frame: &mut MonoFrame) -> f32 {
-        let mut vad: f32 = 0.0;
-        for half in frame.chunks_mut(nnnoiseless::FRAME_SIZE) {
-            for (d, s) in self.buf_in.iter_mut().zip(half.iter()) {
-                *d = s * 32767.0;
-            }
-            vad = vad.max(self.state.process_frame(&mut self.buf_out, &self.buf_in));
-            for (d, s) in half.iter_mut().zip(self.buf_out.iter()) {
-                *d = s / 32767.0;
-            }
-        }
-        vad
-    }
-}
-
 fn set_status(stats: &Mutex<CaptureStats>, device: Option<String>, error: Option<String>) {
     if let Ok(mut s) = stats.lock() {
         s.device = device;
@@ -201,8 +180,12 @@ fn run(
     control: Arc<CaptureControl>,
     stats: Arc<Mutex<CaptureStats>>,
     out: tokio::sync::mpsc::Sender<EncodedFrame>,
-    mut room: Option<RoomMic>,
+    links: CaptureLinks,
 ) {
+    let CaptureLinks {
+        reference,
+        mut room,
+    } = links;
     let mut encoder = match VoiceEncoder::new() {
         Ok(e) => e,
         Err(e) => {
@@ -210,7 +193,7 @@ fn run(
             return;
         }
     };
-    let mut denoiser = Denoiser::new();
+    let mut processor = Processor::new(control.processing(), reference);
     let mut vad = Vad { hang: 0 };
     let mut frame: MonoFrame = [0.0; FRAME];
     // A random start, as RFC 3550 asks.
@@ -246,6 +229,7 @@ fn run(
         if let Ok(mut s) = stats.lock() {
             s.source_started = source.started();
         }
+        processor.reset_reference();
         loop {
             match commands.try_recv() {
                 Ok(Command::SetMic(m)) => {
@@ -264,10 +248,13 @@ fn run(
             }
             let captured = Instant::now();
             control.frames.fetch_add(1, Ordering::Relaxed);
-            let probability = control
-                .noise_suppression
-                .load(Ordering::Relaxed)
-                .then(|| denoiser.process(&mut frame));
+            processor.configure(control.processing());
+            let probability = processor.process(&mut frame);
+            if processor.window_closed()
+                && let Ok(mut s) = stats.lock()
+            {
+                s.processing.clone_from(processor.stats());
+            }
             let level = rms(&frame);
             control
                 .level_milli

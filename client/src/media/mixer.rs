@@ -8,6 +8,7 @@
 use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, WavSink, open_sink};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::opus::VoiceDecoder;
+use super::processing::EchoTap;
 use super::room::RoomSpeaker;
 use super::{FRAME, MonoFrame, StereoFrame, rms};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -81,6 +82,16 @@ pub struct MixerStats {
     pub peers: HashMap<UserId, PeerAudioStats>,
 }
 
+/// Where the mixer's output goes besides the speaker.
+#[derive(Default)]
+pub struct MixerLinks {
+    /// The echo canceller's far-end reference
+    /// ([`super::processing::echo_reference`]).
+    pub echo: Option<EchoTap>,
+    /// A fake room's speaker end (see [`crate::media::room`]).
+    pub room: Option<RoomSpeaker>,
+}
+
 /// A running mixer thread.
 pub struct Mixer {
     tx: MixerSender,
@@ -94,13 +105,8 @@ pub struct Mixer {
 const QUEUE: usize = 4096;
 
 impl Mixer {
-    pub fn start(speaker: SpeakerSpec) -> Mixer {
-        Mixer::start_in(speaker, None)
-    }
-
-    /// As [`Mixer::start`], and everything played also reaches `room` (a
-    /// fake room's speaker end, see [`crate::media::room`]).
-    pub fn start_in(speaker: SpeakerSpec, room: Option<RoomSpeaker>) -> Mixer {
+    /// Starts mixing to `speaker`; everything played also goes to `links`.
+    pub fn start(speaker: SpeakerSpec, links: MixerLinks) -> Mixer {
         let (packets, packet_rx) = crossbeam_channel::bounded(QUEUE);
         let (control, control_rx) = crossbeam_channel::unbounded();
         let tx = MixerSender { packets, control };
@@ -110,7 +116,7 @@ impl Mixer {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("hallway-mixer".into())
-                .spawn(move || run(speaker, packet_rx, control_rx, stats, clock_tx, room))
+                .spawn(move || run(speaker, packet_rx, control_rx, stats, clock_tx, links))
                 .ok()
         };
         let recording = clock_rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
@@ -251,8 +257,9 @@ fn run(
     control: Receiver<MixerControl>,
     stats: Arc<Mutex<MixerStats>>,
     clock_tx: Sender<Option<RecordingClock>>,
-    mut room: Option<RoomSpeaker>,
+    links: MixerLinks,
 ) {
+    let MixerLinks { mut echo, mut room } = links;
     let mut speaker = speaker;
     let mut sink = open_or_null(&speaker, &stats, &clock_tx);
     let mut peers: HashMap<UserId, PeerMix> = HashMap::new();
@@ -365,6 +372,9 @@ fn run(
             sink = fallback(&stats, &e.to_string());
             retry_at = Some(Instant::now() + Duration::from_secs(3));
         }
+        if let Some(echo) = echo.as_mut() {
+            echo.played(&mix);
+        }
         if let Some(room) = room.as_mut() {
             room.played(&mix);
         }
@@ -435,7 +445,7 @@ mod tests {
 
     #[test]
     fn a_peer_is_mixed_with_its_gain_and_pan_and_freed_on_remove() {
-        let mixer = Mixer::start(SpeakerSpec::None);
+        let mixer = Mixer::start(SpeakerSpec::None, MixerLinks::default());
         let peer = UserId(7);
         mixer.control(MixerControl::Spatial {
             peer,
@@ -476,7 +486,7 @@ mod tests {
     /// still lands, and the flood's stragglers do not bring the peer back.
     #[test]
     fn a_remove_behind_a_flood_of_packets_still_lands() {
-        let mixer = Mixer::start(SpeakerSpec::None);
+        let mixer = Mixer::start(SpeakerSpec::None, MixerLinks::default());
         let sender = mixer.sender();
         let payload = VoiceEncoder::new()
             .unwrap()

@@ -1,6 +1,6 @@
 //! Call media, Bevy-free. Voice: capture from a microphone (or a fake one)
-//! ([`device`]), noise suppression and voice activity, Opus encode
-//! ([`capture`], [`opus`]); per-peer jitter buffers ([`jitter`]), Opus decode
+//! ([`device`]), echo cancellation, noise suppression, automatic gain
+//! ([`processing`]), voice activity and Opus encode ([`capture`], [`opus`]); per-peer jitter buffers ([`jitter`]), Opus decode
 //! with FEC and concealment, and a spatial mixer that plays to a speaker (or a
 //! WAV file) ([`mixer`]). Each direction runs on its own thread; the audio
 //! device callbacks only touch lock-free rings. Video: the camera (or a test
@@ -11,13 +11,16 @@ pub mod device;
 pub mod jitter;
 pub mod mixer;
 pub mod opus;
+pub mod processing;
 pub mod resample;
 pub mod room;
 pub mod video;
 
-pub use capture::{Capture, CaptureControl, CaptureStats};
+pub use capture::{Capture, CaptureControl, CaptureLinks, CaptureStats};
 pub use device::{MicSpec, SpeakerSpec};
-pub use mixer::{Mixer, MixerControl, MixerPacket, MixerSender, MixerStats, PeerAudioStats};
+pub use mixer::{
+    Mixer, MixerControl, MixerLinks, MixerPacket, MixerSender, MixerStats, PeerAudioStats,
+};
 
 /// Every stream in the pipeline runs at 48 kHz.
 pub const SAMPLE_RATE: u32 = 48_000;

@@ -5,6 +5,7 @@
 
 use crate::app::bridge::Session;
 use crate::app::input::UiFocus;
+use crate::media::processing::Suppressor;
 use crate::media::video::camera::{self, CameraSpec};
 use crate::media::{MicSpec, SpeakerSpec, device};
 use bevy::prelude::*;
@@ -129,7 +130,25 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
             if session.fake_mic.is_some() || session.fake_speaker.is_some() {
                 ui.weak("Fake devices from the command line are in use.");
             }
-            ui.checkbox(&mut changed.noise_suppression, "Noise suppression");
+            ui.checkbox(&mut changed.echo_cancellation, "Echo cancellation")
+                .on_hover_text(
+                    "Removes what your speakers play from your microphone, so people \
+                     don't hear themselves when you use speakers instead of headphones.",
+                );
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut changed.noise_suppression, "Noise suppression");
+                ui.add_enabled_ui(changed.noise_suppression, |ui| {
+                    egui::ComboBox::from_id_salt("suppressor")
+                        .selected_text(suppressor_name(changed.suppressor))
+                        .show_ui(ui, |ui| {
+                            for s in [Suppressor::Webrtc, Suppressor::Rnnoise] {
+                                ui.selectable_value(&mut changed.suppressor, s, suppressor_name(s));
+                            }
+                        });
+                });
+            });
+            ui.checkbox(&mut changed.auto_gain, "Automatic gain")
+                .on_hover_text("Keeps your voice at a steady level, near or far from the mic.");
             ui.checkbox(&mut changed.push_to_talk, "Push to talk (hold V)");
             ui.checkbox(&mut changed.always_relay, "Always relay (hide my address)")
                 .on_hover_text(
@@ -191,7 +210,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                                 .map_or(SpeakerSpec::Default, SpeakerSpec::Named),
                         );
                     }
-                    voice.set_noise_suppression(changed.noise_suppression);
+                    voice.set_processing(changed.processing());
                     voice.set_relay_only(changed.always_relay);
                     voice.set_push_to_talk(changed.push_to_talk);
                 }
@@ -200,6 +219,13 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
             }
         });
     panel.settings_open = open;
+}
+
+fn suppressor_name(s: Suppressor) -> &'static str {
+    match s {
+        Suppressor::Webrtc => "Standard",
+        Suppressor::Rnnoise => "RNNoise",
+    }
 }
 
 fn device_combo(ui: &mut egui::Ui, label: &str, devices: &[String], value: &mut Option<String>) {

@@ -1,5 +1,5 @@
-//! The fake devices: a microphone that plays a tone, a click train or a WAV
-//! file, paced like a real one; speakers that write a WAV file in real time
+//! The fake devices: a microphone that plays a tone, a click train, a WAV
+//! file or silence, paced like a real one; speakers that write a WAV file in real time
 //! or play nowhere.
 
 use super::{Pacer, Sink, Source};
@@ -18,6 +18,7 @@ pub(super) enum Generator {
     Tone { hz: f32, phase: f32 },
     Clicks { period: usize, clock: usize },
     Wav { samples: Vec<f32>, at: usize },
+    Silence,
 }
 
 /// Samples per click burst (5 ms).
@@ -50,6 +51,7 @@ impl Generator {
                     *clock += 1;
                 }
             }
+            Generator::Silence => frame.fill(0.0),
             Generator::Wav { samples, at } => {
                 for s in frame.iter_mut() {
                     *s = samples.get(*at).copied().unwrap_or(0.0);

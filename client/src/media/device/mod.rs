@@ -27,7 +27,7 @@ pub enum SpecError {
     Tone(String),
     #[error("clicks:MS needs a period from 50 to 10000 ms, not {0:?}")]
     Clicks(String),
-    #[error("unknown fake microphone {0:?}: use tone:HZ, clicks:MS or wav:PATH")]
+    #[error("unknown fake microphone {0:?}: use tone:HZ, clicks:MS, wav:PATH or silence")]
     Mic(String),
     #[error("unknown audio output {0:?}: use wav:PATH, none or default")]
     Speaker(String),
@@ -47,12 +47,16 @@ pub enum MicSpec {
     Clicks(u32),
     /// A WAV file, looped.
     Wav(PathBuf),
+    /// A microphone in a silent room (with `--fake-room` it hears only
+    /// the speaker).
+    Silence,
     /// No microphone: listen only.
     None,
 }
 
 impl MicSpec {
-    /// Parses a `--fake-mic` value: `tone:HZ`, `clicks:MS` or `wav:PATH`.
+    /// Parses a `--fake-mic` value: `tone:HZ`, `clicks:MS`, `wav:PATH` or
+    /// `silence`.
     pub fn parse_fake(s: &str) -> Result<MicSpec, SpecError> {
         let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
         match kind {
@@ -65,6 +69,7 @@ impl MicSpec {
                 _ => Err(SpecError::Clicks(arg.to_owned())),
             },
             "wav" if !arg.is_empty() => Ok(MicSpec::Wav(PathBuf::from(arg))),
+            "silence" if arg.is_empty() => Ok(MicSpec::Silence),
             _ => Err(SpecError::Mic(s.to_owned())),
         }
     }
@@ -72,7 +77,7 @@ impl MicSpec {
     pub fn is_fake(&self) -> bool {
         matches!(
             self,
-            MicSpec::Tone(_) | MicSpec::Clicks(_) | MicSpec::Wav(_)
+            MicSpec::Tone(_) | MicSpec::Clicks(_) | MicSpec::Wav(_) | MicSpec::Silence
         )
     }
 }
@@ -146,6 +151,7 @@ pub fn open_source(spec: &MicSpec) -> Result<Box<dyn Source>, MediaError> {
                 at: 0,
             },
         )),
+        MicSpec::Silence => Box::new(FakeSource::new("silence".into(), Generator::Silence)),
         MicSpec::None => return Err(MediaError::NoInputDevice),
     })
 }
@@ -211,6 +217,7 @@ mod tests {
     #[test]
     fn fake_specs_parse_with_clear_errors() {
         assert_eq!(MicSpec::parse_fake("tone:440"), Ok(MicSpec::Tone(440.0)));
+        assert_eq!(MicSpec::parse_fake("silence"), Ok(MicSpec::Silence));
         assert_eq!(MicSpec::parse_fake("clicks:500"), Ok(MicSpec::Clicks(500)));
         assert_eq!(
             MicSpec::parse_fake("wav:/tmp/a.wav"),

@@ -1,0 +1,497 @@
+//! What the capture path does to the microphone before it is encoded: a
+//! high-pass filter, echo cancellation (AEC3), noise suppression (WebRTC's
+//! suppressor or RNNoise) and automatic gain (AGC2). The WebRTC parts are
+//! `sonora`, a pure-Rust port of WebRTC's audio processing (chosen over the
+//! `aec3` crate, see docs/benchmarks.md "Echo cancellation").
+//!
+//! The echo canceller's far-end reference is the mixer's final output: every
+//! stereo frame the mixer hands the speaker (after distance gain, pan and
+//! per-user volume) also goes, through a lock-free ring, to the capture
+//! thread ([`echo_reference`]). The canceller finds the delay between the two
+//! itself (AEC3's delay estimator), so device latencies need not be known.
+//!
+//! Everything here runs on the capture thread, never in a device callback.
+
+use super::{FRAME, MonoFrame, SAMPLE_RATE, StereoFrame};
+use serde::{Deserialize, Serialize};
+use sonora::config::{
+    AdaptiveDigital, EchoCanceller, GainController2, HighPassFilter, NoiseSuppression,
+};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// 10 ms: the unit WebRTC's processing works in.
+pub const HALF: usize = FRAME / 2;
+
+/// Which noise suppressor runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppressor {
+    /// WebRTC's (moderate, about 12 dB), as browsers use.
+    #[default]
+    Webrtc,
+    /// RNNoise (nnnoiseless), a small neural network.
+    Rnnoise,
+}
+
+impl std::str::FromStr for Suppressor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Suppressor, String> {
+        match s {
+            "webrtc" => Ok(Suppressor::Webrtc),
+            "rnnoise" => Ok(Suppressor::Rnnoise),
+            _ => Err(format!("{s:?}: expected webrtc or rnnoise")),
+        }
+    }
+}
+
+/// What runs on the microphone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessingConfig {
+    pub echo_cancellation: bool,
+    pub noise_suppression: Option<Suppressor>,
+    pub auto_gain: bool,
+}
+
+impl ProcessingConfig {
+    /// Nothing: the microphone as it is (what test bots use by default, so
+    /// their tones arrive untouched).
+    pub const OFF: ProcessingConfig = ProcessingConfig {
+        echo_cancellation: false,
+        noise_suppression: None,
+        auto_gain: false,
+    };
+
+    /// What the app starts with: everything on, as in a browser.
+    pub const APP: ProcessingConfig = ProcessingConfig {
+        echo_cancellation: true,
+        noise_suppression: Some(Suppressor::Webrtc),
+        auto_gain: true,
+    };
+
+    fn any(self) -> bool {
+        self != ProcessingConfig::OFF
+    }
+
+    /// Packs the config into a byte, for an atomic the UI writes and the
+    /// capture thread reads every frame.
+    pub fn to_bits(self) -> u8 {
+        let ns = match self.noise_suppression {
+            None => 0,
+            Some(Suppressor::Webrtc) => 4,
+            Some(Suppressor::Rnnoise) => 8,
+        };
+        u8::from(self.echo_cancellation) | (u8::from(self.auto_gain) << 1) | ns
+    }
+
+    pub fn from_bits(bits: u8) -> ProcessingConfig {
+        ProcessingConfig {
+            echo_cancellation: bits & 1 != 0,
+            auto_gain: bits & 2 != 0,
+            noise_suppression: if bits & 8 != 0 {
+                Some(Suppressor::Rnnoise)
+            } else if bits & 4 != 0 {
+                Some(Suppressor::Webrtc)
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Room for half a second of the mixer's stereo output.
+const REFERENCE_SAMPLES: usize = SAMPLE_RATE as usize;
+
+/// The two ends of the echo reference: the mixer's and the capture's.
+pub fn echo_reference() -> (EchoTap, EchoReference) {
+    let (producer, consumer) = rtrb::RingBuffer::new(REFERENCE_SAMPLES);
+    (EchoTap { ring: producer }, EchoReference { ring: consumer })
+}
+
+/// The mixer's end: every frame it plays goes in.
+#[derive(Debug)]
+pub struct EchoTap {
+    ring: rtrb::Producer<f32>,
+}
+
+impl EchoTap {
+    pub fn played(&mut self, frame: &StereoFrame) {
+        // A full ring (a capture that is not reading: no microphone, or
+        // echo cancellation off) drops the frame.
+        if let Ok(chunk) = self.ring.write_chunk_uninit(frame.len()) {
+            chunk.fill_from_iter(frame.iter().copied());
+        }
+    }
+}
+
+/// The capture's end.
+#[derive(Debug)]
+pub struct EchoReference {
+    ring: rtrb::Consumer<f32>,
+}
+
+impl EchoReference {
+    /// Takes the next 10 ms of stereo output, deinterleaved, if there is one.
+    fn next(&mut self, left: &mut [f32; HALF], right: &mut [f32; HALF]) -> bool {
+        let Ok(chunk) = self.ring.read_chunk(HALF * 2) else {
+            return false;
+        };
+        let (a, b) = chunk.as_slices();
+        for (i, s) in a.iter().chain(b.iter()).enumerate() {
+            let (ch, k) = (i % 2, i / 2);
+            match (ch, left.get_mut(k), right.get_mut(k)) {
+                (0, Some(l), _) => *l = *s,
+                (_, _, Some(r)) => *r = *s,
+                _ => {}
+            }
+        }
+        chunk.commit_all();
+        true
+    }
+
+    /// Throws away what is queued (echo cancellation off, or after the
+    /// microphone was reopened: old output would only mislead the canceller).
+    fn discard(&mut self) {
+        let n = self.ring.slots();
+        if let Ok(chunk) = self.ring.read_chunk(n) {
+            chunk.commit_all();
+        }
+    }
+}
+
+/// What the processing reports (on the capture stats).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessingStats {
+    /// The canceller's own estimates, once it has them.
+    pub echo_delay_ms: Option<i32>,
+    pub erle_db: Option<f64>,
+    /// Half-second windows, oldest first (the last minute): the
+    /// microphone's level before processing and after, in dBFS. With nobody
+    /// talking near the microphone, their difference is the echo return
+    /// loss enhancement.
+    pub windows: VecDeque<(f32, f32)>,
+    /// Mean processing time of a 10 ms block, in microseconds.
+    pub micros_per_block: f64,
+}
+
+/// Windows kept in [`ProcessingStats::windows`].
+const WINDOWS: usize = 120;
+/// Frames per window (0.5 s).
+const WINDOW_FRAMES: u32 = 25;
+
+/// The capture processing chain. One per capture thread.
+pub struct Processor {
+    config: ProcessingConfig,
+    /// High-pass filter, echo canceller, WebRTC's suppressor and the gain
+    /// controller, as configured.
+    apm: sonora::AudioProcessing,
+    /// With RNNoise the gain controller runs after it, in its own stage.
+    agc: Option<sonora::AudioProcessing>,
+    rnnoise: Option<Denoiser>,
+    reference: Option<EchoReference>,
+    left: [f32; HALF],
+    right: [f32; HALF],
+    input: [f32; HALF],
+    window: (f64, f64, u32),
+    busy: (f64, u64),
+    stats: ProcessingStats,
+}
+
+fn apm(config: sonora::Config) -> sonora::AudioProcessing {
+    sonora::AudioProcessing::builder()
+        .config(config)
+        .capture_config(sonora::StreamConfig::new(SAMPLE_RATE, 1))
+        .render_config(sonora::StreamConfig::new(SAMPLE_RATE, 2))
+        .build()
+}
+
+fn gain_controller() -> GainController2 {
+    GainController2 {
+        adaptive_digital: Some(AdaptiveDigital::default()),
+        ..GainController2::default()
+    }
+}
+
+impl Processor {
+    pub fn new(config: ProcessingConfig, reference: Option<EchoReference>) -> Processor {
+        let mut p = Processor {
+            config: ProcessingConfig::OFF,
+            apm: apm(sonora::Config::default()),
+            agc: None,
+            rnnoise: None,
+            reference,
+            left: [0.0; HALF],
+            right: [0.0; HALF],
+            input: [0.0; HALF],
+            window: (0.0, 0.0, 0),
+            busy: (0.0, 0),
+            stats: ProcessingStats::default(),
+        };
+        p.build(config);
+        p
+    }
+
+    pub fn config(&self) -> ProcessingConfig {
+        self.config
+    }
+
+    /// Changes what runs. Turning the canceller on starts it afresh.
+    pub fn configure(&mut self, config: ProcessingConfig) {
+        if config != self.config {
+            self.build(config);
+        }
+    }
+
+    fn build(&mut self, config: ProcessingConfig) {
+        let rnnoise = config.noise_suppression == Some(Suppressor::Rnnoise);
+        self.apm = apm(sonora::Config {
+            high_pass_filter: config.any().then(HighPassFilter::default),
+            echo_canceller: config.echo_cancellation.then(EchoCanceller::default),
+            noise_suppression: (config.noise_suppression == Some(Suppressor::Webrtc))
+                .then(NoiseSuppression::default),
+            gain_controller2: (config.auto_gain && !rnnoise).then(gain_controller),
+            ..sonora::Config::default()
+        });
+        self.agc = (config.auto_gain && rnnoise).then(|| {
+            apm(sonora::Config {
+                gain_controller2: Some(gain_controller()),
+                ..sonora::Config::default()
+            })
+        });
+        self.rnnoise = rnnoise.then(Denoiser::new);
+        self.config = config;
+        self.stats.echo_delay_ms = None;
+        self.stats.erle_db = None;
+    }
+
+    /// Forgets the far end queued so far (call after the microphone was
+    /// reopened).
+    pub fn reset_reference(&mut self) {
+        if let Some(r) = self.reference.as_mut() {
+            r.discard();
+        }
+    }
+
+    /// Processes one 20 ms frame in place; returns RNNoise's voice
+    /// probability when it ran.
+    pub fn process(&mut self, frame: &mut MonoFrame) -> Option<f32> {
+        let before = super::rms(frame);
+        if !self.config.echo_cancellation {
+            self.reset_reference();
+        }
+        if !self.config.any() {
+            self.account(before, before);
+            return None;
+        }
+        let started = Instant::now();
+        let mut vad = None;
+        for half in frame.chunks_exact_mut(HALF) {
+            if self.config.echo_cancellation
+                && let Some(reference) = self.reference.as_mut()
+            {
+                while reference.next(&mut self.left, &mut self.right) {
+                    let (mut l, mut r) = ([0.0; HALF], [0.0; HALF]);
+                    if let Err(e) = self
+                        .apm
+                        .process_render_f32(&[&self.left, &self.right], &mut [&mut l, &mut r])
+                    {
+                        tracing::debug!("echo reference: {e:?}");
+                    }
+                }
+            }
+            self.input.copy_from_slice(half);
+            if let Err(e) = self.apm.process_capture_f32(&[&self.input], &mut [half]) {
+                tracing::debug!("capture processing: {e:?}");
+            }
+            if let Some(d) = self.rnnoise.as_mut() {
+                let p = d.process(half);
+                vad = Some(vad.map_or(p, |v: f32| v.max(p)));
+            }
+            if let Some(agc) = self.agc.as_mut() {
+                self.input.copy_from_slice(half);
+                if let Err(e) = agc.process_capture_f32(&[&self.input], &mut [half]) {
+                    tracing::debug!("gain control: {e:?}");
+                }
+            }
+        }
+        self.busy.0 += started.elapsed().as_secs_f64();
+        self.busy.1 += 2;
+        self.account(before, super::rms(frame));
+        vad
+    }
+
+    fn account(&mut self, before: f32, after: f32) {
+        let (b, a, n) = &mut self.window;
+        *b += f64::from(before * before);
+        *a += f64::from(after * after);
+        *n += 1;
+        if *n < WINDOW_FRAMES {
+            return;
+        }
+        let db = |p: f64| (10.0 * (p / f64::from(WINDOW_FRAMES)).max(1e-12).log10()) as f32;
+        if self.stats.windows.len() == WINDOWS {
+            self.stats.windows.pop_front();
+        }
+        self.stats.windows.push_back((db(*b), db(*a)));
+        self.window = (0.0, 0.0, 0);
+        let s = self.apm.statistics();
+        self.stats.echo_delay_ms = s.delay_ms;
+        self.stats.erle_db = s.echo_return_loss_enhancement;
+        if self.busy.1 > 0 {
+            self.stats.micros_per_block = self.busy.0 * 1e6 / self.busy.1 as f64;
+        }
+    }
+
+    /// Stats, refreshed every half second.
+    pub fn stats(&self) -> &ProcessingStats {
+        &self.stats
+    }
+
+    /// True at the end of each half-second window (when to publish stats).
+    pub fn window_closed(&self) -> bool {
+        self.window.2 == 0
+    }
+}
+
+/// RNNoise (nnnoiseless) on a 10 ms block; returns the voice probability.
+/// It works on 16-bit-scaled floats.
+struct Denoiser {
+    state: Box<nnnoiseless::DenoiseState<'static>>,
+    buf_in: [f32; nnnoiseless::FRAME_SIZE],
+    buf_out: [f32; nnnoiseless::FRAME_SIZE],
+}
+
+impl Denoiser {
+    fn new() -> Denoiser {
+        Denoiser {
+            state: nnnoiseless::DenoiseState::new(),
+            buf_in: [0.0; nnnoiseless::FRAME_SIZE],
+            buf_out: [0.0; nnnoiseless::FRAME_SIZE],
+        }
+    }
+
+    fn process(&mut self, block: &mut [f32]) -> f32 {
+        for (d, s) in self.buf_in.iter_mut().zip(block.iter()) {
+            *d = s * 32767.0;
+        }
+        let vad = self.state.process_frame(&mut self.buf_out, &self.buf_in);
+        for (d, s) in block.iter_mut().zip(self.buf_out.iter()) {
+            *d = s / 32767.0;
+        }
+        vad
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_survive_the_atomic() {
+        for ec in [false, true] {
+            for agc in [false, true] {
+                for ns in [None, Some(Suppressor::Webrtc), Some(Suppressor::Rnnoise)] {
+                    let c = ProcessingConfig {
+                        echo_cancellation: ec,
+                        noise_suppression: ns,
+                        auto_gain: agc,
+                    };
+                    assert_eq!(ProcessingConfig::from_bits(c.to_bits()), c);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_arrives_deinterleaved_in_10_ms_blocks() {
+        let (mut tap, mut reference) = echo_reference();
+        let mut frame: StereoFrame = [0.0; FRAME * 2];
+        for (i, s) in frame.iter_mut().enumerate() {
+            *s = if i % 2 == 0 { 0.25 } else { -0.5 };
+        }
+        tap.played(&frame);
+        let (mut l, mut r) = ([0.0; HALF], [0.0; HALF]);
+        assert!(reference.next(&mut l, &mut r));
+        assert!(l.iter().all(|s| *s == 0.25) && r.iter().all(|s| *s == -0.5));
+        assert!(reference.next(&mut l, &mut r));
+        assert!(!reference.next(&mut l, &mut r), "one frame is two blocks");
+        // A capture that does not read: the ring fills and the mixer goes on.
+        for _ in 0..100 {
+            tap.played(&frame);
+        }
+        reference.discard();
+        assert!(!reference.next(&mut l, &mut r));
+    }
+
+    /// A pure echo (nobody near the microphone) is removed: after a second,
+    /// what is left is at least 30 dB below what came in.
+    #[test]
+    fn the_canceller_removes_a_pure_echo() {
+        let (mut tap, reference) = echo_reference();
+        let mut p = Processor::new(
+            ProcessingConfig {
+                echo_cancellation: true,
+                noise_suppression: None,
+                auto_gain: false,
+            },
+            Some(reference),
+        );
+        // The far end: noise in syllables (broadband, like speech, and
+        // seeded); the echo comes back 60 ms (3 frames) later at half level.
+        let mut played: VecDeque<MonoFrame> = VecDeque::new();
+        let mut t = 0usize;
+        let mut seed = 0x2545_f491_u32;
+        let mut noise = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32 - 0.5
+        };
+        let mut energy = (0.0f64, 0.0f64);
+        for k in 0..150 {
+            let mut out: StereoFrame = [0.0; FRAME * 2];
+            let mut mono: MonoFrame = [0.0; FRAME];
+            for (i, m) in mono.iter_mut().enumerate() {
+                let x = (t + i) as f32 / SAMPLE_RATE as f32;
+                *m = 0.5 * noise() * (2.0 * std::f32::consts::PI * 3.0 * x).sin().abs();
+            }
+            t += FRAME;
+            for (i, m) in mono.iter().enumerate() {
+                out[2 * i] = *m;
+                out[2 * i + 1] = *m;
+            }
+            tap.played(&out);
+            played.push_back(mono);
+            let mut mic: MonoFrame = [0.0; FRAME];
+            if played.len() > 3
+                && let Some(old) = played.pop_front()
+            {
+                for (d, s) in mic.iter_mut().zip(old.iter()) {
+                    *d = 0.5 * s;
+                }
+            }
+            let before = super::super::rms(&mic);
+            p.process(&mut mic);
+            if k >= 50 {
+                energy.0 += f64::from(before * before);
+                energy.1 += f64::from(super::super::rms(&mic).powi(2));
+            }
+        }
+        let erle = 10.0 * (energy.0 / energy.1.max(1e-15)).log10();
+        assert!(erle > 30.0, "echo return loss enhancement {erle:.1} dB");
+    }
+
+    /// With everything off the microphone is untouched, bit for bit.
+    #[test]
+    fn off_is_off() {
+        let mut p = Processor::new(ProcessingConfig::OFF, None);
+        let mut frame: MonoFrame = [0.0; FRAME];
+        for (i, s) in frame.iter_mut().enumerate() {
+            *s = (i as f32 * 0.01).sin() * 0.3;
+        }
+        let copy = frame;
+        p.process(&mut frame);
+        assert_eq!(frame, copy);
+    }
+}
