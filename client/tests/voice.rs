@@ -14,48 +14,7 @@ use hallway_shared::volume::distance_gain;
 use std::time::Duration;
 
 mod common;
-use common::{Server, voice_bot};
-
-const RATE: f64 = 48_000.0;
-
-/// Amplitude of the `hz` component of `x` (Goertzel), for a sine of
-/// amplitude A this is ≈ A.
-fn tone_amplitude(x: &[f32], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / RATE;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    2.0 * power.max(0.0).sqrt() / x.len() as f64
-}
-
-/// Amplitude of `hz` in both channels of a window, added.
-fn tone_both(w: &(Vec<f32>, Vec<f32>), hz: f64) -> f64 {
-    tone_amplitude(&w.0, hz) + tone_amplitude(&w.1, hz)
-}
-
-fn rms(x: &[f32]) -> f64 {
-    (x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>() / x.len().max(1) as f64).sqrt()
-}
-
-/// Left and right channels of frames `from..to` of a recording.
-fn window(rec: &(Vec<f32>, Vec<f32>), from: u64, to: u64) -> (Vec<f32>, Vec<f32>) {
-    let (l, r) = rec;
-    let to = (to as usize).min(l.len());
-    let from = (from as usize).min(to);
-    (l[from..to].to_vec(), r[from..to].to_vec())
-}
-
-/// Waits `secs` and returns the recording frames covering that time.
-fn record(bot: &Bot, secs: f64) -> (u64, u64) {
-    let from = bot.output_frame().unwrap();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    (from, bot.output_frame().unwrap())
-}
+use common::{Server, record, rms, tone_amplitude, tone_both, voice_bot, window};
 
 #[test]
 fn two_bots_hear_each_other_louder_when_closer_and_from_their_side() {

@@ -3,6 +3,7 @@
 
 use crate::call::Call;
 use crate::core::space::{Change, SpaceState};
+use crate::media::processing::ProcessingConfig;
 use crate::media::video::{VideoFrame, read_stamp};
 use crate::rtc::RtcEvent;
 use hallway_shared::{TilePos, UserId};
@@ -51,6 +52,22 @@ pub struct VoiceReport {
     pub frames_captured: u64,
     pub packets_sent: u64,
     pub bytes_sent: u64,
+    /// The capture processing, when any runs.
+    pub processing: Option<ProcessingReport>,
+}
+
+/// What the capture processing did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcessingReport {
+    /// The delay the echo canceller found, ms.
+    pub echo_delay_ms: Option<i32>,
+    /// The echo canceller's own ERLE estimate, dB.
+    pub erle_db: Option<f64>,
+    /// Half-second windows, oldest first (the last minute): microphone
+    /// level before and after processing, dBFS.
+    pub windows: Vec<(f32, f32)>,
+    /// Mean time to process 10 ms of microphone, µs.
+    pub micros_per_block: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -348,6 +365,12 @@ impl Collector {
             frames_captured: control.frames.load(relaxed),
             packets_sent: control.packets.load(relaxed),
             bytes_sent: control.bytes.load(relaxed),
+            processing: (control.processing() != ProcessingConfig::OFF).then(|| ProcessingReport {
+                echo_delay_ms: capture.processing.echo_delay_ms,
+                erle_db: capture.processing.erle_db,
+                windows: capture.processing.windows.iter().copied().collect(),
+                micros_per_block: capture.processing.micros_per_block,
+            }),
         });
         for p in call.peers() {
             let Some(audio) = p.audio else { continue };

@@ -69,6 +69,11 @@ pub struct FakeSource {
     generator: Generator,
     pacer: Pacer,
     started: SystemTime,
+    frames: u64,
+    /// Frames of silence before the generator starts.
+    silent: u64,
+    /// The frame at which the microphone stops working.
+    fail_at: Option<u64>,
 }
 
 impl FakeSource {
@@ -78,15 +83,39 @@ impl FakeSource {
             generator,
             started: SystemTime::now(),
             pacer: Pacer::new(),
+            frames: 0,
+            silent: 0,
+            fail_at: None,
         }
+    }
+
+    /// Silent for `start` seconds; fails after `fail` seconds.
+    pub(super) fn timed(mut self, start: f32, fail: Option<f32>) -> FakeSource {
+        fn frames(s: f32) -> u64 {
+            (s / FRAME_DURATION.as_secs_f32()) as u64
+        }
+        self.silent = frames(start);
+        self.fail_at = fail.map(frames);
+        if start > 0.0 {
+            self.name = format!("{}, from {start} s", self.name);
+        }
+        self
     }
 }
 
 impl Source for FakeSource {
     fn read(&mut self, frame: &mut MonoFrame) -> Result<(), MediaError> {
         // The frame is complete once its 20 ms have passed, as with a device.
+        if self.fail_at.is_some_and(|at| self.frames >= at) {
+            return Err(MediaError::Stopped);
+        }
         self.pacer.wait();
-        self.generator.fill(frame);
+        self.frames += 1;
+        if self.frames <= self.silent {
+            frame.fill(0.0);
+        } else {
+            self.generator.fill(frame);
+        }
         Ok(())
     }
 

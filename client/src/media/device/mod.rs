@@ -27,7 +27,10 @@ pub enum SpecError {
     Tone(String),
     #[error("clicks:MS needs a period from 50 to 10000 ms, not {0:?}")]
     Clicks(String),
-    #[error("unknown fake microphone {0:?}: use tone:HZ, clicks:MS, wav:PATH or silence")]
+    #[error(
+        "unknown fake microphone {0:?}: use tone:HZ, clicks:MS, wav:PATH or silence, \
+         optionally followed by ,start=S (silent for S seconds) and ,fail=S (stops after S)"
+    )]
     Mic(String),
     #[error("unknown audio output {0:?}: use wav:PATH, none or default")]
     Speaker(String),
@@ -50,6 +53,14 @@ pub enum MicSpec {
     /// A microphone in a silent room (with `--fake-room` it hears only
     /// the speaker).
     Silence,
+    /// A fake microphone that is silent for its first `start` seconds
+    /// (someone who answers rather than speaks first), and, with `fail`,
+    /// stops working after that many seconds (a headset unplugged).
+    Timed {
+        mic: Box<MicSpec>,
+        start: f32,
+        fail: Option<f32>,
+    },
     /// No microphone: listen only.
     None,
 }
@@ -58,6 +69,33 @@ impl MicSpec {
     /// Parses a `--fake-mic` value: `tone:HZ`, `clicks:MS`, `wav:PATH` or
     /// `silence`.
     pub fn parse_fake(s: &str) -> Result<MicSpec, SpecError> {
+        // Options come last: ",start=S" and ",fail=S".
+        let (mut base, mut start, mut fail) = (s, None, None);
+        while let Some((head, tail)) = base.rsplit_once(',') {
+            let seconds = |v: &str| match v.parse::<f32>() {
+                Ok(x) if (0.0..=86_400.0).contains(&x) => Ok(x),
+                _ => Err(SpecError::Mic(s.to_owned())),
+            };
+            match tail.split_once('=') {
+                Some(("start", v)) if start.is_none() => start = Some(seconds(v)?),
+                Some(("fail", v)) if fail.is_none() => fail = Some(seconds(v)?),
+                _ => break,
+            }
+            base = head;
+        }
+        let mic = MicSpec::parse_plain_fake(base)?;
+        Ok(if start.is_some() || fail.is_some() {
+            MicSpec::Timed {
+                mic: Box::new(mic),
+                start: start.unwrap_or(0.0),
+                fail,
+            }
+        } else {
+            mic
+        })
+    }
+
+    fn parse_plain_fake(s: &str) -> Result<MicSpec, SpecError> {
         let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
         match kind {
             "tone" => match arg.parse::<f32>() {
@@ -77,7 +115,11 @@ impl MicSpec {
     pub fn is_fake(&self) -> bool {
         matches!(
             self,
-            MicSpec::Tone(_) | MicSpec::Clicks(_) | MicSpec::Wav(_) | MicSpec::Silence
+            MicSpec::Tone(_)
+                | MicSpec::Clicks(_)
+                | MicSpec::Wav(_)
+                | MicSpec::Silence
+                | MicSpec::Timed { .. }
         )
     }
 }
@@ -130,29 +172,44 @@ pub trait Sink {
 pub fn open_source(spec: &MicSpec) -> Result<Box<dyn Source>, MediaError> {
     Ok(match spec {
         MicSpec::Default | MicSpec::Named(_) => Box::new(CpalSource::open(spec)?),
-        MicSpec::Tone(hz) => Box::new(FakeSource::new(
+        MicSpec::None => return Err(MediaError::NoInputDevice),
+        fake => Box::new(open_fake(fake)?),
+    })
+}
+
+fn open_fake(spec: &MicSpec) -> Result<FakeSource, MediaError> {
+    Ok(match spec {
+        MicSpec::Default | MicSpec::Named(_) | MicSpec::None => {
+            return Err(MediaError::NoInputDevice);
+        }
+        MicSpec::Timed { mic, start, fail } => {
+            if matches!(**mic, MicSpec::Timed { .. }) {
+                return Err(MediaError::NoInputDevice);
+            }
+            open_fake(mic)?.timed(*start, *fail)
+        }
+        MicSpec::Tone(hz) => FakeSource::new(
             format!("tone {hz} Hz"),
             Generator::Tone {
                 hz: *hz,
                 phase: 0.0,
             },
-        )),
-        MicSpec::Clicks(ms) => Box::new(FakeSource::new(
+        ),
+        MicSpec::Clicks(ms) => FakeSource::new(
             format!("clicks every {ms} ms"),
             Generator::Clicks {
                 period: (*ms as usize) * SAMPLE_RATE as usize / 1000,
                 clock: 0,
             },
-        )),
-        MicSpec::Wav(path) => Box::new(FakeSource::new(
+        ),
+        MicSpec::Wav(path) => FakeSource::new(
             format!("file {}", path.display()),
             Generator::Wav {
                 samples: read_wav_mono(path)?,
                 at: 0,
             },
-        )),
-        MicSpec::Silence => Box::new(FakeSource::new("silence".into(), Generator::Silence)),
-        MicSpec::None => return Err(MediaError::NoInputDevice),
+        ),
+        MicSpec::Silence => FakeSource::new("silence".into(), Generator::Silence),
     })
 }
 
@@ -218,6 +275,29 @@ mod tests {
     fn fake_specs_parse_with_clear_errors() {
         assert_eq!(MicSpec::parse_fake("tone:440"), Ok(MicSpec::Tone(440.0)));
         assert_eq!(MicSpec::parse_fake("silence"), Ok(MicSpec::Silence));
+        assert_eq!(
+            MicSpec::parse_fake("tone:660,start=1.5"),
+            Ok(MicSpec::Timed {
+                mic: Box::new(MicSpec::Tone(660.0)),
+                start: 1.5,
+                fail: None
+            })
+        );
+        assert_eq!(
+            MicSpec::parse_fake("wav:/a,b.wav,fail=3,start=1"),
+            Ok(MicSpec::Timed {
+                mic: Box::new(MicSpec::Wav("/a,b.wav".into())),
+                start: 1.0,
+                fail: Some(3.0)
+            })
+        );
+        for bad in [
+            "tone:440,fail=-1",
+            "tone:440,start=x",
+            "silence,fail=1,fail=2",
+        ] {
+            assert!(MicSpec::parse_fake(bad).is_err(), "{bad}");
+        }
         assert_eq!(MicSpec::parse_fake("clicks:500"), Ok(MicSpec::Clicks(500)));
         assert_eq!(
             MicSpec::parse_fake("wav:/tmp/a.wav"),
