@@ -40,6 +40,9 @@ pub struct CallOptions {
     pub video_tap: Option<FrameTap>,
     /// A fake room: the microphone also hears the speaker (tests, the bot).
     pub room: Option<RoomSpec>,
+    /// What takes over when the microphone stops mid-call (`None`: the
+    /// system's default).
+    pub fallback_mic: Option<MicSpec>,
 }
 
 impl Default for CallOptions {
@@ -53,6 +56,7 @@ impl Default for CallOptions {
             camera_on: false,
             video_tap: None,
             room: None,
+            fallback_mic: None,
         }
     }
 }
@@ -74,6 +78,7 @@ impl CallOptions {
             camera,
             video_tap: None,
             room: None,
+            fallback_mic: None,
         }
     }
 }
@@ -117,6 +122,7 @@ impl Call {
             CaptureLinks {
                 reference: Some(reference),
                 room: room_mic,
+                fallback: options.fallback_mic,
             },
         );
         let mixer = Mixer::start(

@@ -38,9 +38,15 @@ struct Args {
     /// Seconds to stay after the walk.
     #[arg(long, default_value_t = 5.0)]
     stay: f64,
-    /// A fake microphone: tone:HZ, clicks:MS or wav:PATH. Turns voice on.
+    /// A fake microphone: tone:HZ, clicks:MS, wav:PATH or silence, then
+    /// optionally ,start=S (silent until S seconds) and ,fail=S (stops at S).
+    /// Turns voice on.
     #[arg(long)]
     fake_mic: Option<String>,
+    /// What takes over when the microphone stops (e.g. a fake one with
+    /// ,fail=S): a fake microphone as for --fake-mic; default: the system's.
+    #[arg(long)]
+    fallback_mic: Option<String>,
     /// Where the mixed voices go: wav:PATH (paced in real time), none, or
     /// default (the speaker). Turns voice on.
     #[arg(long)]
@@ -121,6 +127,10 @@ fn main() -> anyhow::Result<()> {
             camera_on: camera.is_some(),
             camera: camera.unwrap_or(CameraSpec::None),
             room,
+            fallback_mic: match &args.fallback_mic {
+                Some(s) => Some(MicSpec::parse_fake(s).context("--fallback-mic")?),
+                None => None,
+            },
             ..CallOptions::default()
         })
     } else {

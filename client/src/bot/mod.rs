@@ -18,6 +18,7 @@ use crate::core::net::{self, NetEvent, NetHandle};
 use crate::core::space::Change;
 use crate::core::walk::{self, direction_towards, step};
 use crate::media::video::remote::RemoteVideo;
+use crate::media::{MicSpec, SpeakerSpec};
 use hallway_shared::map::MapModel;
 use hallway_shared::protocol::ClientMessage;
 use hallway_shared::{SpaceId, TilePos, UserId};
@@ -100,6 +101,8 @@ enum Command {
         TilePos,
         crossbeam_channel::Sender<Result<TilePos, BotError>>,
     ),
+    SetMic(MicSpec),
+    SetSpeaker(SpeakerSpec),
     Stop,
 }
 
@@ -200,6 +203,16 @@ impl Bot {
             .send(Command::WalkTo(target, tx))
             .map_err(|_| self.stopped())?;
         rx.recv().map_err(|_| self.stopped())?
+    }
+
+    /// Switches the call's microphone, as choosing another in Devices does.
+    pub fn set_mic(&self, mic: MicSpec) {
+        let _ = self.commands.send(Command::SetMic(mic));
+    }
+
+    /// Switches the call's speaker.
+    pub fn set_speaker(&self, speaker: SpeakerSpec) {
+        let _ = self.commands.send(Command::SetSpeaker(speaker));
     }
 
     /// Walks through every waypoint in turn.
@@ -373,6 +386,16 @@ impl Runner {
                             pending: None,
                             next_step: Instant::now(),
                         });
+                    }
+                    Ok(Command::SetMic(mic)) => {
+                        if let Some(call) = self.client.call.as_ref() {
+                            call.set_mic(mic);
+                        }
+                    }
+                    Ok(Command::SetSpeaker(speaker)) => {
+                        if let Some(call) = self.client.call.as_ref() {
+                            call.set_speaker(speaker);
+                        }
                     }
                     Ok(Command::Stop) | Err(_) => break,
                 },

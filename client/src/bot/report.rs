@@ -43,6 +43,8 @@ pub struct Arrival {
 pub struct VoiceReport {
     pub microphone: Option<String>,
     pub microphone_error: Option<String>,
+    /// E.g. that the microphone stopped and another took over.
+    pub microphone_notice: Option<String>,
     pub output: Option<String>,
     pub output_error: Option<String>,
     /// Unix time in µs of the output recording's first sample.
@@ -359,6 +361,7 @@ impl Collector {
             microphone_started_unix_us: capture.source_started.map(unix_us),
             microphone: capture.device,
             microphone_error: capture.error,
+            microphone_notice: capture.notice,
             output: mixer.device.clone(),
             output_error: mixer.error.clone(),
             output_started_unix_us: recording.map(|r| unix_us(r.started)),

@@ -71,6 +71,9 @@ pub struct CaptureStats {
     pub error: Option<String>,
     /// For a fake microphone: when its sample 0 was captured.
     pub source_started: Option<SystemTime>,
+    /// Something the user should know that is not an error, e.g. that the
+    /// chosen microphone went away and the default one took over.
+    pub notice: Option<String>,
     pub processing: ProcessingStats,
 }
 
@@ -96,6 +99,9 @@ pub struct CaptureLinks {
     /// A fake room's microphone end: it also hears the speaker (see
     /// [`crate::media::room`]).
     pub room: Option<RoomMic>,
+    /// What takes over when the microphone stops mid-call (`None`: the
+    /// system's default; tests give a fake).
+    pub fallback: Option<MicSpec>,
 }
 
 impl Capture {
@@ -185,7 +191,9 @@ fn run(
     let CaptureLinks {
         reference,
         mut room,
+        fallback,
     } = links;
+    let fallback = fallback.unwrap_or(MicSpec::Default);
     let mut encoder = match VoiceEncoder::new() {
         Ok(e) => e,
         Err(e) => {
@@ -234,13 +242,35 @@ fn run(
             match commands.try_recv() {
                 Ok(Command::SetMic(m)) => {
                     mic = m;
+                    if let Ok(mut s) = stats.lock() {
+                        s.notice = None;
+                    }
                     continue 'device;
                 }
                 Ok(Command::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => return,
                 Err(crossbeam_channel::TryRecvError::Empty) => {}
             }
             if let Err(e) = source.read(&mut frame) {
-                set_status(&stats, None, Some(format!("{e}: listening only")));
+                if mic != fallback {
+                    // Unplugged mid-call: the default takes over, and the
+                    // call goes on (the RTP clock and encoder carry on too).
+                    let notice = format!(
+                        "{} stopped ({e}); now using {}",
+                        source.name(),
+                        if fallback == MicSpec::Default {
+                            "the default microphone"
+                        } else {
+                            "the fallback microphone"
+                        }
+                    );
+                    tracing::warn!("{notice}");
+                    if let Ok(mut s) = stats.lock() {
+                        s.notice = Some(notice);
+                    }
+                    mic = fallback.clone();
+                } else {
+                    set_status(&stats, None, Some(format!("{e}: listening only")));
+                }
                 continue 'device;
             }
             if let Some(room) = room.as_mut() {

@@ -91,10 +91,13 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
     let capture = voice.capture_stats();
     let camera = voice.camera_stats();
     let errors = [
-        capture.error.map(|e| ("Microphone", e)),
+        capture.error.clone().map(|e| ("Microphone", e)),
         camera.error.filter(|_| camera.on).map(|e| ("Camera", e)),
         voice.output_error().map(|e| ("Speaker", e)),
     ];
+    if let Some(notice) = &capture.notice {
+        ui.label("🎤 Microphone changed").on_hover_text(notice);
+    }
     // Short in the bar; the whole story on hover.
     for (device, e) in errors.into_iter().flatten() {
         let short: String = e.chars().take(28).collect();
