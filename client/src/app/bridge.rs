@@ -171,6 +171,8 @@ impl Session {
             camera_on: self.settings.video.camera_on || self.fake_camera.is_some(),
             video_tap: None,
             room: self.fake_room,
+            // A microphone that goes away gives way to the system's default.
+            fallback_mic: None,
         }
     }
 
