@@ -13,7 +13,6 @@
 //! Run: `cargo bench -p hallway-client --bench echo -- [erle] [double-talk]
 //! [cpu]` (default: all).
 
-#[allow(dead_code)] // cpu_seconds is for the other benchmarks.
 mod common;
 
 use hallway_client::bot::report::Report;
@@ -24,7 +23,6 @@ use hallway_client::media::processing::{ProcessingConfig, Processor, Suppressor,
 use hallway_client::media::room::RoomSpec;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{FRAME, MicSpec, MonoFrame, SpeakerSpec, StereoFrame};
-use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -250,24 +248,11 @@ fn main() {
     if run("cpu") {
         cpu();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = rt
-        .block_on(RunningServer::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            Config::new(dir.path()),
-        ))
-        .expect("server");
-    let addr = server.addr.to_string();
+    let server = common::BenchServer::start(|_| {});
     if run("erle") {
-        erle(&addr);
+        erle(&server.addr);
     }
     if run("double-talk") {
-        double_talk(&addr, dir.path());
+        double_talk(&server.addr, server.dir());
     }
-    let _ = rt.block_on(server.stop());
 }

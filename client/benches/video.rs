@@ -21,7 +21,6 @@ use hallway_client::call::CallOptions;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::video::{Stamp, VideoDecoder, VideoEncoder, psnr, test_pattern};
 use hallway_client::media::{MicSpec, SpeakerSpec};
-use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::time::{Duration, Instant};
 
@@ -158,22 +157,9 @@ fn main() {
         codec();
     }
     if run("call") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let server = rt
-            .block_on(RunningServer::start(
-                "127.0.0.1:0".parse().expect("addr"),
-                Config::new(dir.path()),
-            ))
-            .expect("server");
-        let addr = server.addr.to_string();
-        call(&addr, 1);
+        let server = common::BenchServer::start(|_| {});
+        call(&server.addr, 1);
         std::thread::sleep(Duration::from_secs(1));
-        call(&addr, 5);
-        let _ = rt.block_on(server.stop());
+        call(&server.addr, 5);
     }
 }

@@ -8,10 +8,13 @@
 //!   server's built-in TURN relay (ICE policy "relay");
 //! - time from entering range to the first audible sample;
 //! - bitrate while talking (a tone) and while silent (DTX);
-//! - CPU per connected peer (process CPU time with meshes of 2, 4 and 6 bots).
+//! - CPU per connected peer (process CPU time with meshes of 2, 4 and 6 bots);
+//! - the same latency and CPU with the app's capture processing (echo
+//!   cancellation, noise suppression, automatic gain) on the talkers.
 //!
 //! Run: `cargo bench -p hallway-client --bench voice -- [latency] [latency-relay]
-//! [first-audio] [bitrate] [cpu]` (default: all).
+//! [latency-processing] [first-audio] [bitrate] [cpu] [cpu-processing]`
+//! (default: all).
 
 mod common;
 
@@ -19,10 +22,10 @@ use common::cpu_seconds;
 use hallway_client::bot::{Bot, BotOptions};
 use hallway_client::call::CallOptions;
 use hallway_client::media::device::read_wav_stereo;
+use hallway_client::media::processing::ProcessingConfig;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_server::relay::TurnConfig;
-use hallway_server::{Config, RunningServer};
 use hallway_shared::TilePos;
 use std::path::Path;
 use std::time::Duration;
@@ -67,75 +70,72 @@ fn onsets(x: &[f32]) -> Vec<usize> {
 
 fn main() {
     hallway_client::init_logging("off");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::new(dir.path());
-    config.max_steps_per_second = 100.0;
-    config.step_burst = 20.0;
-    let server = rt
-        .block_on(RunningServer::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            config,
-        ))
-        .expect("server");
-    let addr = server.addr.to_string();
+    let server = common::BenchServer::start(|config| {
+        config.max_steps_per_second = 100.0;
+        config.step_burst = 20.0;
+    });
+    let addr = server.addr.clone();
     // Sections to run (default: all); `--bench` is cargo's own flag.
     let only = common::sections();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if run("latency") {
-        latency(&addr, dir.path(), false);
+        latency(&addr, server.dir(), false, ProcessingConfig::OFF);
+    }
+    if run("latency-processing") {
+        latency(&addr, server.dir(), false, ProcessingConfig::APP);
     }
     if run("latency-relay") {
         // A second server with its relay on loopback (whose peers the
         // default deny list would refuse).
-        let relay_dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::new(relay_dir.path());
-        let mut turn = TurnConfig::new("127.0.0.1:0".parse().expect("addr"));
-        turn.deny_peers.clear();
-        config.turn = Some(turn);
-        let relayed = rt
-            .block_on(RunningServer::start(
-                "127.0.0.1:0".parse().expect("addr"),
-                config,
-            ))
-            .expect("server with relay");
-        latency(&relayed.addr.to_string(), relay_dir.path(), true);
-        let _ = rt.block_on(relayed.stop());
+        let relayed = common::BenchServer::start(|config| {
+            let mut turn = TurnConfig::new("127.0.0.1:0".parse().expect("addr"));
+            turn.deny_peers.clear();
+            config.turn = Some(turn);
+        });
+        latency(&relayed.addr, relayed.dir(), true, ProcessingConfig::OFF);
     }
     if run("first-audio") {
         first_audio(&addr);
     }
     if run("bitrate") {
-        bitrate(&addr, dir.path());
+        bitrate(&addr, server.dir());
     }
     if run("cpu") {
-        cpu_per_peer(&addr);
+        cpu_per_peer(&addr, None);
     }
-
-    let _ = rt.block_on(server.stop());
+    if run("cpu-processing") {
+        // Speech, not tones (the suppressor would take a steady tone for
+        // noise), without and with the app's processing.
+        let speech = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/speech/ann.wav");
+        for processing in [ProcessingConfig::OFF, ProcessingConfig::APP] {
+            cpu_per_peer(&addr, Some((&speech, processing)));
+        }
+    }
 }
 
 /// Mouth-to-ear latency over several independent pairs: each pair's capture
 /// and mixer threads tick with their own 20 ms phase, which is what varies the
 /// latency in practice (within one pair a frame-based pipeline keeps it
 /// nearly constant).
-fn latency(addr: &str, dir: &Path, relay: bool) {
+fn latency(addr: &str, dir: &Path, relay: bool, processing: ProcessingConfig) {
     let mut lat = Vec::new();
     for round in 0..10 {
         lat.extend(latency_round(
             addr,
             &dir.join(format!("latency-{round}.wav")),
             relay,
+            processing,
         ));
     }
     lat.sort_by(f64::total_cmp);
     println!(
-        "mouth-to-ear{}: {} clicks over 10 pairs  p50 {:.1} ms  p95 {:.1} ms  min {:.1} ms  max {:.1} ms",
+        "mouth-to-ear{}{}: {} clicks over 10 pairs  p50 {:.1} ms  p95 {:.1} ms  min {:.1} ms  max {:.1} ms",
         if relay { " through the relay" } else { "" },
+        if processing == ProcessingConfig::OFF {
+            ""
+        } else {
+            " with the app's capture processing"
+        },
         lat.len(),
         percentile(&lat, 0.5),
         percentile(&lat, 0.95),
@@ -144,7 +144,7 @@ fn latency(addr: &str, dir: &Path, relay: bool) {
     );
 }
 
-fn latency_round(addr: &str, out: &Path, relay: bool) -> Vec<f64> {
+fn latency_round(addr: &str, out: &Path, relay: bool, processing: ProcessingConfig) -> Vec<f64> {
     // Not a multiple of 20 ms, so clicks fall at every point of a frame.
     let period_ms = 487u32;
     let options = |mic, speaker| {
@@ -152,12 +152,9 @@ fn latency_round(addr: &str, out: &Path, relay: bool) -> Vec<f64> {
         v.rtc.relay_only = relay;
         v
     };
-    let talker = bot(
-        addr,
-        "Clicker",
-        TilePos::new(20, 9),
-        options(MicSpec::Clicks(period_ms), SpeakerSpec::None),
-    );
+    let mut clicker = options(MicSpec::Clicks(period_ms), SpeakerSpec::None);
+    clicker.processing = processing;
+    let talker = bot(addr, "Clicker", TilePos::new(20, 9), clicker);
     let listener = bot(
         addr,
         "Ear",
@@ -321,7 +318,12 @@ fn bitrate(addr: &str, dir: &Path) {
     }
 }
 
-fn cpu_per_peer(addr: &str) {
+/// CPU per connected peer; every bot talks with a tone, or reads `speech`
+/// with the processing given.
+fn cpu_per_peer(addr: &str, speech: Option<(&Path, ProcessingConfig)>) {
+    if let Some((_, p)) = speech {
+        println!("cpu, bots reading speech, processing {p:?}:");
+    }
     let spots = [
         TilePos::new(20, 9),
         TilePos::new(21, 9),
@@ -335,12 +337,15 @@ fn cpu_per_peer(addr: &str) {
             .iter()
             .enumerate()
             .map(|(i, at)| {
-                bot(
-                    addr,
-                    &format!("Mesh {i}"),
-                    *at,
-                    voice(MicSpec::Tone(300.0 + 110.0 * i as f32), SpeakerSpec::None),
-                )
+                let options = match speech {
+                    Some((wav, processing)) => {
+                        let mut v = voice(MicSpec::Wav(wav.to_path_buf()), SpeakerSpec::None);
+                        v.processing = processing;
+                        v
+                    }
+                    None => voice(MicSpec::Tone(300.0 + 110.0 * i as f32), SpeakerSpec::None),
+                };
+                bot(addr, &format!("Mesh {i}"), *at, options)
             })
             .collect();
         for b in &bots {

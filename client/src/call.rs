@@ -6,12 +6,14 @@
 //! peer's gain and pan in step with where people stand, using the rules in
 //! `hallway_shared::volume`.
 
+use crate::core::cues::Cue;
 use crate::core::space::SpaceState;
 use crate::media::capture::{Capture, CaptureControl, CaptureLinks, CaptureStats, EncodedFrame};
 use crate::media::device::{MicSpec, SpeakerSpec};
 use crate::media::mixer::{Mixer, MixerControl, MixerLinks, MixerStats};
 use crate::media::processing::{ProcessingConfig, echo_reference};
 use crate::media::room::RoomSpec;
+use crate::media::sounds::SoundBank;
 use crate::media::video::VideoFrame;
 use crate::media::video::camera::{Camera, CameraSpec, CameraStats};
 use crate::media::video::remote::{FrameTap, RemoteVideo, RemoteVideos};
@@ -43,6 +45,11 @@ pub struct CallOptions {
     /// What takes over when the microphone stops mid-call (`None`: the
     /// system's default).
     pub fallback_mic: Option<MicSpec>,
+    /// What takes over when the speaker stops mid-call (`None`: the
+    /// system's default).
+    pub fallback_speaker: Option<SpeakerSpec>,
+    /// Notification sounds ([`crate::core::cues`]).
+    pub sounds: bool,
 }
 
 impl Default for CallOptions {
@@ -57,14 +64,17 @@ impl Default for CallOptions {
             video_tap: None,
             room: None,
             fallback_mic: None,
+            fallback_speaker: None,
+            sounds: true,
         }
     }
 }
 
 impl CallOptions {
-    /// Fake (or no) devices, loopback candidates only, and no processing
-    /// (noise suppression and automatic gain would change test tones); the
-    /// camera is on unless it is `None`. What bots in tests and benchmarks run with.
+    /// Fake (or no) devices, loopback candidates only, no processing (noise
+    /// suppression and automatic gain would change test tones) and no
+    /// sounds; the camera is on unless it is `None`. What bots in tests and
+    /// benchmarks run with.
     pub fn fakes(mic: MicSpec, speaker: SpeakerSpec, camera: CameraSpec) -> CallOptions {
         CallOptions {
             mic,
@@ -79,6 +89,8 @@ impl CallOptions {
             video_tap: None,
             room: None,
             fallback_mic: None,
+            fallback_speaker: None,
+            sounds: false,
         }
     }
 }
@@ -102,6 +114,8 @@ pub struct Call {
     since: HashMap<UserId, Instant>,
     volumes: HashMap<UserId, f32>,
     deafened: bool,
+    /// The decoded sounds; `None` if they are off (or failed to decode).
+    sounds: Option<SoundBank>,
 }
 
 impl Call {
@@ -130,6 +144,7 @@ impl Call {
             MixerLinks {
                 echo: Some(echo),
                 room: room_speaker,
+                fallback: options.fallback_speaker,
             },
         );
         let (video_tx, video_rx) = tokio::sync::mpsc::channel(8);
@@ -148,7 +163,7 @@ impl Call {
             mixer.sender(),
             video,
         )?;
-        Ok(Call {
+        let mut call = Call {
             capture,
             mixer,
             camera,
@@ -157,7 +172,37 @@ impl Call {
             since: HashMap::new(),
             volumes: HashMap::new(),
             deafened: false,
-        })
+            sounds: None,
+        };
+        call.set_sounds(options.sounds);
+        Ok(call)
+    }
+
+    /// Turns the notification sounds on or off.
+    pub fn set_sounds(&mut self, on: bool) {
+        if !on {
+            self.sounds = None;
+        } else if self.sounds.is_none() {
+            self.sounds = SoundBank::load()
+                .inspect_err(|e| tracing::warn!("no sounds: {e}"))
+                .ok();
+        }
+    }
+
+    pub fn sounds(&self) -> bool {
+        self.sounds.is_some()
+    }
+
+    /// Plays the sound for `cue` (if sounds are on) through the mixer.
+    pub fn play(&self, cue: Cue) {
+        let Some(bank) = &self.sounds else { return };
+        let sound = match cue {
+            Cue::Joined => &bank.joined,
+            Cue::Left => &bank.left,
+            Cue::Message => &bank.message,
+            Cue::Room => &bank.room,
+        };
+        self.mixer.control(MixerControl::Play(sound.clone()));
     }
 
     /// Reacts to a server message already applied to `state`.

@@ -7,6 +7,7 @@
 
 use crate::call::Call;
 use crate::core::chat::ChatState;
+use crate::core::cues::{Cue, Cues};
 use crate::core::net::{NetEvent, NetHandle};
 use crate::core::space::{Change, SpaceState};
 use hallway_shared::MapModel;
@@ -22,6 +23,8 @@ pub struct Client {
     pub map: Option<Arc<MapModel>>,
     /// The proximity call, if voice and video are on.
     pub call: Option<Call>,
+    /// When to play a sound; the call plays it.
+    pub cues: Cues,
 }
 
 /// What one event did.
@@ -31,6 +34,8 @@ pub enum Update {
     Space(Change),
     /// The connection changed: every event but a message.
     Connection(NetEvent),
+    /// A notification sound was due (and played, if the call has sounds on).
+    Cue(Cue),
 }
 
 impl Client {
@@ -75,7 +80,21 @@ impl Client {
         {
             self.chat.notices.push(message.clone());
         }
-        changes.into_iter().map(Update::Space).collect()
+        let cue = self.cues.on_message(
+            &msg,
+            &self.space,
+            &self.chat,
+            self.map.as_deref(),
+            std::time::Instant::now(),
+        );
+        if let (Some(cue), Some(call)) = (cue, &self.call) {
+            call.play(cue);
+        }
+        changes
+            .into_iter()
+            .map(Update::Space)
+            .chain(cue.map(Update::Cue))
+            .collect()
     }
 }
 

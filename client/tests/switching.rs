@@ -1,7 +1,7 @@
 //! Devices while in a call: choosing another microphone or speaker switches
 //! without dropping the call, and a microphone that stops mid-call (a fake
 //! that fails) gives way to the default with a message while the call goes
-//! on.
+//! on; so does a speaker that stops.
 #![allow(clippy::unwrap_used)]
 
 use hallway_client::bot::{Bot, BotOptions};
@@ -152,4 +152,57 @@ fn choosing_another_speaker_mid_call_keeps_the_call() {
     }
     let p = &report.peers.values().next().unwrap();
     assert_eq!(p.connected_at.len(), 1);
+}
+
+#[test]
+fn a_speaker_that_stops_gives_way_to_the_default() {
+    let server = Server::start(false);
+    let ann = bot(
+        &server,
+        "Ann",
+        CallOptions::fakes(MicSpec::Tone(440.0), SpeakerSpec::None, CameraSpec::None),
+        20,
+    );
+    let (failing, fallback) = (server.path("failing.wav"), server.path("fallback.wav"));
+    let mut options = CallOptions::fakes(
+        MicSpec::None,
+        SpeakerSpec::parse(&format!("wav:{},fail=3", failing.display())).unwrap(),
+        CameraSpec::None,
+    );
+    options.fallback_speaker = Some(SpeakerSpec::Wav(fallback.clone()));
+    let bo = bot(&server, "Bo", options, 21);
+    assert!(bo.wait_for(Duration::from_secs(10), |b| {
+        b.connected().contains(&ann.user_id)
+    }));
+    // The failing speaker stops 3 s after it opened; give the fallback 2 s.
+    std::thread::sleep(Duration::from_millis(4500));
+    let report = bo.stop();
+    let ann_id = ann.user_id.0;
+    drop(ann);
+    let before = read_wav_stereo(&failing).unwrap();
+    let after = read_wav_stereo(&fallback).unwrap();
+    let secs = |r: &(Vec<f32>, Vec<f32>)| r.0.len() as f64 / 48_000.0;
+    let tail = |r: &(Vec<f32>, Vec<f32>)| {
+        let len = r.0.len() as u64;
+        tone_both(&window(r, len.saturating_sub(24_000), len), 440.0)
+    };
+    eprintln!(
+        "failing: {:.2} s, 440 Hz at its end {:.3}; fallback: {:.2} s, {:.3}",
+        secs(&before),
+        tail(&before),
+        secs(&after),
+        tail(&after)
+    );
+    assert!((2.8..3.3).contains(&secs(&before)), "{}", secs(&before));
+    assert!(tail(&before) > 0.05, "Bo heard Ann before the speaker went");
+    assert!(secs(&after) > 1.0, "the fallback played {} s", secs(&after));
+    assert!(tail(&after) > 0.05, "Bo hears Ann on the fallback");
+    let voice = report.voice.as_ref().unwrap();
+    let notice = voice.output_notice.as_deref().unwrap_or_default();
+    assert!(
+        notice.contains("stopped") && notice.contains("fallback speaker"),
+        "{notice:?}"
+    );
+    assert_eq!(voice.output_error, None);
+    one_connection(&report, ann_id);
 }

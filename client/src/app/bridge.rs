@@ -173,6 +173,8 @@ impl Session {
             room: self.fake_room,
             // A microphone that goes away gives way to the system's default.
             fallback_mic: None,
+            fallback_speaker: None,
+            sounds: audio.sounds,
         }
     }
 
@@ -284,6 +286,8 @@ fn drain_network(
                     };
                     connection.write(Connection(event));
                 }
+                // Played by the call already.
+                Update::Cue(_) => {}
             }
         }
     }

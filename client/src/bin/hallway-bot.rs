@@ -14,6 +14,7 @@ use hallway_client::media::room::RoomSpec;
 use hallway_client::media::video::camera::CameraSpec;
 use hallway_client::media::{MicSpec, SpeakerSpec};
 use hallway_client::rtc::RtcOptions;
+use hallway_client::rtc::impair::Impairment;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,10 +48,15 @@ struct Args {
     /// ,fail=S): a fake microphone as for --fake-mic; default: the system's.
     #[arg(long)]
     fallback_mic: Option<String>,
-    /// Where the mixed voices go: wav:PATH (paced in real time), none, or
-    /// default (the speaker). Turns voice on.
+    /// Where the mixed voices go: wav:PATH (paced in real time; add ,fail=S
+    /// for one that stops after S seconds), none, or default (the speaker).
+    /// Turns voice on.
     #[arg(long)]
     audio_out: Option<String>,
+    /// What takes over when the speaker stops, as for --audio-out; default:
+    /// the system's.
+    #[arg(long)]
+    fallback_speaker: Option<String>,
     /// A fake camera: pattern (a moving test pattern with its frame number
     /// and capture time drawn in). Turns the call on.
     #[arg(long)]
@@ -73,12 +79,22 @@ struct Args {
     /// Automatic gain on the microphone (off by default).
     #[arg(long)]
     auto_gain: bool,
+    /// Play the notification sounds (someone joins or leaves the
+    /// conversation, a direct message or mention, a meeting room) into the
+    /// bot's speaker, as the app does (off by default).
+    #[arg(long)]
+    sounds: bool,
     /// Gather only loopback ICE candidates.
     #[arg(long)]
     loopback_only: bool,
     /// Connect to peers only through a TURN relay (hides our address).
     #[arg(long)]
     relay_only: bool,
+    /// Lose and delay incoming voice, for measurements: loss=P, burst=N
+    /// (losses N in a row), jitter=MS (each packet 0..MS late), seed=S;
+    /// e.g. loss=0.1,burst=3,jitter=30. See docs/benchmarks.md.
+    #[arg(long)]
+    impair: Option<Impairment>,
     /// Also write the report to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -123,6 +139,7 @@ fn main() -> anyhow::Result<()> {
             rtc: RtcOptions {
                 loopback_only: args.loopback_only,
                 relay_only: args.relay_only,
+                impair: args.impair,
             },
             camera_on: camera.is_some(),
             camera: camera.unwrap_or(CameraSpec::None),
@@ -131,6 +148,11 @@ fn main() -> anyhow::Result<()> {
                 Some(s) => Some(MicSpec::parse_fake(s).context("--fallback-mic")?),
                 None => None,
             },
+            fallback_speaker: match &args.fallback_speaker {
+                Some(s) => Some(SpeakerSpec::parse(s).context("--fallback-speaker")?),
+                None => None,
+            },
+            sounds: args.sounds,
             ..CallOptions::default()
         })
     } else {

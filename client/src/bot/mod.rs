@@ -20,8 +20,8 @@ use crate::core::walk::{self, direction_towards, step};
 use crate::media::video::remote::RemoteVideo;
 use crate::media::{MicSpec, SpeakerSpec};
 use hallway_shared::map::MapModel;
-use hallway_shared::protocol::ClientMessage;
-use hallway_shared::{SpaceId, TilePos, UserId};
+use hallway_shared::protocol::{ChannelInfo, ClientMessage};
+use hallway_shared::{ChannelId, SpaceId, TilePos, UserId};
 pub use report::{Arrival, CameraReport, PeerReport, Report, VoiceReport};
 use report::{Collector, Picture};
 use std::path::PathBuf;
@@ -103,6 +103,11 @@ enum Command {
     ),
     SetMic(MicSpec),
     SetSpeaker(SpeakerSpec),
+    Say(ChannelId, String),
+    OpenDirect(
+        UserId,
+        crossbeam_channel::Sender<Result<ChannelInfo, BotError>>,
+    ),
     Stop,
 }
 
@@ -111,6 +116,8 @@ pub struct Bot {
     pub user_id: UserId,
     pub space_id: SpaceId,
     pub map: Arc<MapModel>,
+    /// The space's channels when the bot joined.
+    pub channels: Vec<ChannelInfo>,
     commands: crossbeam_channel::Sender<Command>,
     shared: Arc<Mutex<Shared>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -144,10 +151,17 @@ impl Bot {
         .ok_or_else(|| BotError::NoSpace(options.space.clone()))?;
         let space_id = space.id;
         let map = Arc::new(rt.block_on(api.map(space_id))?);
+        // The channels, as the app lists them on entry: they tell direct
+        // messages from space channels.
+        let channels = rt.block_on(api.channels(space_id))?;
+        let direct = rt.block_on(api.direct_channels())?;
         let net = net::spawn(rt.handle(), api.ws_url(), auth.token);
         let (tap_tx, tap) = crossbeam_channel::bounded(256);
         let mut client = Client::new();
         client.map = Some(map.clone());
+        client
+            .chat
+            .set_channels(channels.iter().cloned().chain(direct));
         if let Some(mut options) = options.voice {
             options.video_tap = Some(tap_tx);
             let out = crate::rtc::SignalOut::through(net.sender());
@@ -168,6 +182,7 @@ impl Bot {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let mut runner = Runner {
             rt,
+            api,
             net,
             client,
             map: map.clone(),
@@ -189,6 +204,7 @@ impl Bot {
             user_id: auth.user.id,
             space_id,
             map,
+            channels,
             commands,
             shared,
             thread: Some(thread),
@@ -213,6 +229,20 @@ impl Bot {
     /// Switches the call's speaker.
     pub fn set_speaker(&self, speaker: SpeakerSpec) {
         let _ = self.commands.send(Command::SetSpeaker(speaker));
+    }
+
+    /// Posts `body` in `channel`, as typing it in the chat does.
+    pub fn say(&self, channel: ChannelId, body: &str) {
+        let _ = self.commands.send(Command::Say(channel, body.to_string()));
+    }
+
+    /// Opens (or finds) the direct-message channel with `user`.
+    pub fn open_direct(&self, user: UserId) -> Result<ChannelInfo, BotError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::OpenDirect(user, tx))
+            .map_err(|_| self.stopped())?;
+        rx.recv().map_err(|_| self.stopped())?
     }
 
     /// Walks through every waypoint in turn.
@@ -327,6 +357,7 @@ impl Walk {
 
 struct Runner {
     rt: tokio::runtime::Runtime,
+    api: Api,
     net: NetHandle,
     client: Client,
     map: Arc<MapModel>,
@@ -397,6 +428,17 @@ impl Runner {
                             call.set_speaker(speaker);
                         }
                     }
+                    Ok(Command::Say(channel, body)) => {
+                        let msg = self.client.chat.compose(channel, &body);
+                        self.net.send(msg);
+                    }
+                    Ok(Command::OpenDirect(user, reply)) => {
+                        let opened = self.rt.block_on(self.api.open_direct(user));
+                        if let Ok(c) = &opened {
+                            self.client.chat.set_channels([c.clone()]);
+                        }
+                        let _ = reply.send(opened.map_err(BotError::from));
+                    }
                     Ok(Command::Stop) | Err(_) => break,
                 },
                 recv(rtc) -> event => match event {
@@ -435,6 +477,11 @@ impl Runner {
     ) -> Result<(), SessionEnd> {
         let updates = self.client.absorb(event, &self.net);
         let position = self.position();
+        let frame = self
+            .client
+            .call
+            .as_ref()
+            .and_then(|c| c.recording().map(|r| r.position()));
         let mut rejected = false;
         if let Ok(mut s) = self.shared.lock() {
             for update in &updates {
@@ -452,6 +499,7 @@ impl Runner {
                         return Err(SessionEnd::Unauthorized);
                     }
                     Update::Connection(NetEvent::Replaced) => return Err(SessionEnd::Replaced),
+                    Update::Cue(cue) => s.collector.on_cue(*cue, frame),
                     _ => {}
                 }
             }

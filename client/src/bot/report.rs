@@ -29,6 +29,17 @@ pub struct Report {
     pub camera: Option<CameraReport>,
     /// Every peer seen.
     pub peers: BTreeMap<i64, PeerReport>,
+    /// Every notification sound that was due (played if sounds are on).
+    pub sounds: Vec<SoundReport>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SoundReport {
+    /// `joined`, `left`, `message` or `room`.
+    pub cue: String,
+    pub at: f64,
+    /// The output recording's frame then.
+    pub output_frame: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -47,6 +58,8 @@ pub struct VoiceReport {
     pub microphone_notice: Option<String>,
     pub output: Option<String>,
     pub output_error: Option<String>,
+    /// E.g. that the speaker stopped and another took over.
+    pub output_notice: Option<String>,
     /// Unix time in µs of the output recording's first sample.
     pub output_started_unix_us: Option<u64>,
     /// Unix time in µs of a fake microphone's first sample.
@@ -116,6 +129,9 @@ pub struct PeerReport {
     pub route: Option<&'static str>,
     /// ICE restarts on the latest link (each one a broken path recovered).
     pub ice_restarts: u32,
+    /// The latest link's jitter buffer: frames played, recovered by FEC,
+    /// concealed, late; its jitter estimate and target delay.
+    pub jitter: Option<crate::media::jitter::JitterStats>,
 }
 
 /// What the bot saw of one peer's video.
@@ -214,6 +230,15 @@ impl Collector {
             }
             _ => {}
         }
+    }
+
+    pub fn on_cue(&mut self, cue: crate::core::cues::Cue, output_frame: Option<u64>) {
+        let at = self.secs();
+        self.report.sounds.push(SoundReport {
+            cue: format!("{cue:?}").to_lowercase(),
+            at,
+            output_frame,
+        });
     }
 
     pub fn on_position(&mut self, position: Option<TilePos>) {
@@ -364,6 +389,7 @@ impl Collector {
             microphone_notice: capture.notice,
             output: mixer.device.clone(),
             output_error: mixer.error.clone(),
+            output_notice: mixer.notice.clone(),
             output_started_unix_us: recording.map(|r| unix_us(r.started)),
             frames_captured: control.frames.load(relaxed),
             packets_sent: control.packets.load(relaxed),
@@ -381,6 +407,7 @@ impl Collector {
             entry.packets = entry.packets.max(audio.packets);
             entry.bytes = entry.bytes.max(audio.bytes);
             entry.mean_level = audio.mean_out;
+            entry.jitter = Some(audio.jitter);
             if let (Some(first), Some(false)) =
                 (audio.first_audible, self.audio_counted.get(&p.user_id))
                 && first >= p.since

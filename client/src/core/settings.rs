@@ -51,6 +51,9 @@ pub struct AudioSettings {
     pub suppressor: Suppressor,
     /// Brings the voice to a steady level (AGC2).
     pub auto_gain: bool,
+    /// Notification sounds: someone joins or leaves your conversation, a
+    /// direct message or mention, entering a meeting room.
+    pub sounds: bool,
     pub push_to_talk: bool,
     pub muted: bool,
     /// Per-user volume (1.0 = as is), by user id.
@@ -69,6 +72,7 @@ impl Default for AudioSettings {
             noise_suppression: true,
             suppressor: Suppressor::default(),
             auto_gain: true,
+            sounds: true,
             push_to_talk: false,
             muted: false,
             volumes: Default::default(),

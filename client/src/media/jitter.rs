@@ -35,7 +35,7 @@ pub enum Playout {
     Silence,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct JitterStats {
     pub played: u64,
     pub recovered: u64,

@@ -10,6 +10,7 @@ use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::opus::VoiceDecoder;
 use super::processing::EchoTap;
 use super::room::RoomSpeaker;
+use super::sounds::Sound;
 use super::{FRAME, MonoFrame, StereoFrame, rms};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hallway_shared::UserId;
@@ -50,8 +51,14 @@ pub enum MixerControl {
         peer: UserId,
         session: u64,
     },
+    /// Deafens people; sounds still play (they are Hallway's own, and the
+    /// sounds setting turns them off).
     Deafen(bool),
     SetSpeaker(SpeakerSpec),
+    /// Plays a notification sound once, mixed with the voices (and so heard
+    /// by the echo canceller too). At most [`SOUNDS`] play at once; a new one
+    /// ends the oldest.
+    Play(Sound),
     Stop,
 }
 
@@ -80,6 +87,10 @@ pub struct MixerStats {
     pub error: Option<String>,
     pub frames: u64,
     pub peers: HashMap<UserId, PeerAudioStats>,
+    /// E.g. that the speaker stopped and another took over.
+    pub notice: Option<String>,
+    /// Sounds started so far.
+    pub sounds: u64,
 }
 
 /// Where the mixer's output goes besides the speaker.
@@ -90,6 +101,9 @@ pub struct MixerLinks {
     pub echo: Option<EchoTap>,
     /// A fake room's speaker end (see [`crate::media::room`]).
     pub room: Option<RoomSpeaker>,
+    /// What takes over when the speaker stops mid-call (`None`: the
+    /// system's default).
+    pub fallback: Option<SpeakerSpec>,
 }
 
 /// A running mixer thread.
@@ -103,6 +117,8 @@ pub struct Mixer {
 
 /// Packets waiting for the mixer (about 10 s of one peer).
 const QUEUE: usize = 4096;
+/// Sounds playing at once.
+pub const SOUNDS: usize = 4;
 
 impl Mixer {
     /// Starts mixing to `speaker`; everything played also goes to `links`.
@@ -259,7 +275,12 @@ fn run(
     clock_tx: Sender<Option<RecordingClock>>,
     links: MixerLinks,
 ) {
-    let MixerLinks { mut echo, mut room } = links;
+    let MixerLinks {
+        mut echo,
+        mut room,
+        fallback,
+    } = links;
+    let fallback = fallback.unwrap_or(SpeakerSpec::Default);
     let mut speaker = speaker;
     let mut sink = open_or_null(&speaker, &stats, &clock_tx);
     let mut peers: HashMap<UserId, PeerMix> = HashMap::new();
@@ -271,10 +292,12 @@ fn run(
     let mut mix: StereoFrame = [0.0; FRAME * 2];
     let mut frames: u64 = 0;
     let mut retry_at: Option<Instant> = None;
+    // Sounds playing, with where each stands (samples played).
+    let mut sounds: Vec<(Sound, usize)> = Vec::with_capacity(SOUNDS);
+    let mut sounds_started: u64 = 0;
     loop {
         if let Err(e) = sink.wait() {
-            sink = fallback(&stats, &e.to_string());
-            retry_at = Some(Instant::now() + Duration::from_secs(3));
+            (sink, retry_at) = lost(&*sink, &e, &mut speaker, &fallback, &stats, &clock_tx);
         }
         let now = Instant::now();
         // Everything that arrived since the last tick: packets first, so that
@@ -314,7 +337,18 @@ fn run(
                 Ok(MixerControl::Deafen(d)) => deafened = d,
                 Ok(MixerControl::SetSpeaker(s)) => {
                     speaker = s;
+                    if let Ok(mut s) = stats.lock() {
+                        s.notice = None;
+                    }
                     sink = open_or_null(&speaker, &stats, &clock_tx);
+                    retry_at = None;
+                }
+                Ok(MixerControl::Play(sound)) => {
+                    if sounds.len() == SOUNDS {
+                        sounds.remove(0);
+                    }
+                    sounds.push((sound, 0));
+                    sounds_started += 1;
                 }
                 Ok(MixerControl::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     return;
@@ -323,8 +357,9 @@ fn run(
             }
         }
         if retry_at.is_some_and(|t| now >= t) {
-            retry_at = None;
             sink = open_or_null(&speaker, &stats, &clock_tx);
+            let opened = stats.lock().is_ok_and(|s| s.device.is_some());
+            retry_at = (!opened).then(|| now + Duration::from_secs(3));
         }
         mix.fill(0.0);
         for p in peers.values_mut() {
@@ -365,12 +400,19 @@ fn run(
                 p.stats.first_audible = Some(now);
             }
         }
+        for (sound, at) in &mut sounds {
+            let rest = sound.get(*at..).unwrap_or_default();
+            for (m, s) in mix.iter_mut().zip(rest) {
+                *m += s;
+            }
+            *at += mix.len();
+        }
+        sounds.retain(|(sound, at)| *at < sound.len());
         for s in mix.iter_mut() {
             *s = s.clamp(-1.0, 1.0);
         }
         if let Err(e) = sink.write(&mix) {
-            sink = fallback(&stats, &e.to_string());
-            retry_at = Some(Instant::now() + Duration::from_secs(3));
+            (sink, retry_at) = lost(&*sink, &e, &mut speaker, &fallback, &stats, &clock_tx);
         }
         if let Some(echo) = echo.as_mut() {
             echo.played(&mix);
@@ -380,14 +422,15 @@ fn run(
         }
         frames += 1;
         if frames.is_multiple_of(5) {
-            publish(&stats, frames, &peers);
+            publish(&stats, frames, sounds_started, &peers);
         }
     }
 }
 
-fn publish(stats: &Mutex<MixerStats>, frames: u64, peers: &HashMap<UserId, PeerMix>) {
+fn publish(stats: &Mutex<MixerStats>, frames: u64, sounds: u64, peers: &HashMap<UserId, PeerMix>) {
     let Ok(mut s) = stats.lock() else { return };
     s.frames = frames;
+    s.sounds = sounds;
     s.peers.clear();
     for (id, p) in peers {
         let n = (p.frames.max(1) * FRAME as u64) as f64;
@@ -410,10 +453,18 @@ fn open_or_null(
     clock_tx: &Sender<Option<RecordingClock>>,
 ) -> Box<dyn Sink> {
     let opened = match speaker {
-        SpeakerSpec::Wav(path) => WavSink::create(path).map(|w| {
-            let _ = clock_tx.try_send(Some(w.clock()));
-            Box::new(w) as Box<dyn Sink>
-        }),
+        SpeakerSpec::Wav(path) | SpeakerSpec::FailingWav { path, .. } => {
+            WavSink::create(path).map(|w| {
+                let _ = clock_tx.try_send(Some(w.clock()));
+                let w = match speaker {
+                    SpeakerSpec::FailingWav { fail, .. } => {
+                        w.failing_after(Duration::from_secs_f32(*fail))
+                    }
+                    _ => w,
+                };
+                Box::new(w) as Box<dyn Sink>
+            })
+        }
         other => open_sink(other),
     };
     let _ = clock_tx.try_send(None);
@@ -427,6 +478,40 @@ fn open_or_null(
         }
         Err(e) => fallback(stats, &format!("{e}: you can talk but not hear")),
     }
+}
+
+/// The speaker failed mid-call: the fallback takes over (with a notice) and
+/// the call goes on; if the fallback is what failed, silence, and another try
+/// in 3 s. Returns the new sink and when to try again.
+fn lost(
+    failed: &dyn Sink,
+    e: &super::MediaError,
+    speaker: &mut SpeakerSpec,
+    fallback_spec: &SpeakerSpec,
+    stats: &Mutex<MixerStats>,
+    clock_tx: &Sender<Option<RecordingClock>>,
+) -> (Box<dyn Sink>, Option<Instant>) {
+    let retry = Some(Instant::now() + Duration::from_secs(3));
+    if speaker == fallback_spec {
+        return (fallback(stats, &e.to_string()), retry);
+    }
+    let notice = format!(
+        "{} stopped ({e}); now playing on {}",
+        failed.name(),
+        if *fallback_spec == SpeakerSpec::Default {
+            "the default speaker"
+        } else {
+            "the fallback speaker"
+        }
+    );
+    tracing::warn!("{notice}");
+    if let Ok(mut s) = stats.lock() {
+        s.notice = Some(notice);
+    }
+    speaker.clone_from(fallback_spec);
+    let sink = open_or_null(speaker, stats, clock_tx);
+    let opened = stats.lock().is_ok_and(|s| s.device.is_some());
+    (sink, if opened { None } else { retry })
 }
 
 fn fallback(stats: &Mutex<MixerStats>, error: &str) -> Box<dyn Sink> {
@@ -525,5 +610,45 @@ mod tests {
         send(gone, 8, 20);
         std::thread::sleep(Duration::from_millis(200));
         assert!(mixer.stats().peers.contains_key(&gone));
+    }
+
+    #[test]
+    fn sounds_are_mixed_in_once_and_a_failed_speaker_gives_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+        let mixer = Mixer::start(
+            SpeakerSpec::FailingWav {
+                path: first.clone(),
+                fail: 0.6,
+            },
+            MixerLinks {
+                fallback: Some(SpeakerSpec::Wav(second.clone())),
+                ..MixerLinks::default()
+            },
+        );
+        // 0.1 s of a constant 0.2, stereo.
+        let sound: Sound = vec![0.2f32; 9600].into();
+        mixer.control(MixerControl::Play(sound.clone()));
+        std::thread::sleep(Duration::from_millis(1000));
+        // More than can play at once: the oldest give way.
+        for _ in 0..SOUNDS + 2 {
+            mixer.control(MixerControl::Play(sound.clone()));
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        let stats = mixer.stats();
+        drop(mixer);
+        assert_eq!(stats.sounds, 1 + SOUNDS as u64 + 2);
+        let notice = stats.notice.unwrap_or_default();
+        assert!(notice.contains("a.wav stopped"), "{notice}");
+        assert!(notice.contains("fallback speaker"), "{notice}");
+        assert!(stats.device.unwrap_or_default().contains("b.wav"));
+        let (l, r) = crate::media::device::read_wav_stereo(&first).unwrap();
+        let loud = |x: &[f32], v: f32| x.iter().filter(|s| (**s - v).abs() < 0.01).count();
+        // The first sound, once, on both sides: 4800 frames.
+        assert_eq!(loud(&l, 0.2), 4800);
+        assert_eq!(loud(&r, 0.2), 4800);
+        // On the fallback: four at once (not six).
+        let (l, _) = crate::media::device::read_wav_stereo(&second).unwrap();
+        assert_eq!(loud(&l, 0.8), 4800, "{}", l.len());
     }
 }

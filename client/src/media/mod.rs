@@ -2,7 +2,8 @@
 //! ([`device`]), echo cancellation, noise suppression, automatic gain
 //! ([`processing`]), voice activity and Opus encode ([`capture`], [`opus`]); per-peer jitter buffers ([`jitter`]), Opus decode
 //! with FEC and concealment, and a spatial mixer that plays to a speaker (or a
-//! WAV file) ([`mixer`]). Each direction runs on its own thread; the audio
+//! WAV file) ([`mixer`]), which also plays the notification sounds
+//! ([`sounds`]). Each direction runs on its own thread; the audio
 //! device callbacks only touch lock-free rings. Video: the camera (or a test
 //! pattern) through H.264 out, and each peer's pictures decoded in ([`video`]).
 
@@ -14,6 +15,7 @@ pub mod opus;
 pub mod processing;
 pub mod resample;
 pub mod room;
+pub mod sounds;
 pub mod video;
 
 pub use capture::{Capture, CaptureControl, CaptureLinks, CaptureStats};

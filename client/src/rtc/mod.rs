@@ -9,10 +9,12 @@
 //! - [`manager`]: the task that owns the connections and carries out the
 //!   table's decisions; webrtc-rs callbacks only post events to it.
 //! - [`engine`]: codecs, ICE settings and SDP helpers; [`signal`]: the payloads.
-//! - [`tracks`]: media in and out; [`h264`]: access units from RTP packets.
+//! - [`tracks`]: media in and out; [`h264`]: access units from RTP packets;
+//!   [`impair`]: a test option that loses and delays incoming voice.
 
 mod engine;
 pub mod h264;
+pub mod impair;
 pub mod links;
 mod manager;
 pub mod signal;
@@ -49,6 +51,8 @@ pub struct RtcOptions {
     /// Connect only through a TURN relay, so peers never learn our address
     /// (ICE transport policy "relay").
     pub relay_only: bool,
+    /// Tests and benchmarks only: lose and delay incoming voice packets.
+    pub impair: Option<impair::Impairment>,
 }
 
 /// Which way a connection's media goes: the types of its selected ICE
@@ -225,6 +229,7 @@ impl PeerManager {
             tracks::Sinks {
                 mixer,
                 video: video.downlink,
+                impair: options.impair,
             },
             table,
             tx.clone(),

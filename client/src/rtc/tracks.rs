@@ -5,6 +5,7 @@
 
 use super::engine::OPUS_PT;
 use super::h264::{Assembled, UnitAssembler};
+use super::impair::{Fate, Impairer, Impairment};
 use crate::media::capture::EncodedFrame;
 use crate::media::mixer::{MixerPacket, MixerSender};
 use crate::media::video::EncodedVideo;
@@ -82,6 +83,8 @@ pub fn spawn_video_uplink(
 pub struct Sinks {
     pub mixer: MixerSender,
     pub video: VideoSender,
+    /// Loss and jitter on incoming voice (a test option).
+    pub impair: Option<Impairment>,
 }
 
 /// Starts reading a remote track that just arrived on `peer`'s connection
@@ -97,22 +100,46 @@ pub fn read_remote(
     if mime.eq_ignore_ascii_case(MIME_TYPE_H264) {
         tokio::spawn(read_video(track, pc, peer, session, sinks.video));
     } else if mime.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
-        tokio::spawn(read_audio(track, peer, session, sinks.mixer));
+        let impairer = sinks.impair.map(Impairer::new);
+        tokio::spawn(read_audio(track, peer, session, sinks.mixer, impairer));
     }
 }
 
-async fn read_audio(track: Arc<TrackRemote>, peer: UserId, session: u64, mixer: MixerSender) {
+async fn read_audio(
+    track: Arc<TrackRemote>,
+    peer: UserId,
+    session: u64,
+    mixer: MixerSender,
+    mut impairer: Option<Impairer>,
+) {
     while let Ok((packet, _)) = track.read_rtp().await {
         if packet.payload.is_empty() || packet.payload.len() > crate::media::opus::MAX_PACKET {
             continue;
         }
-        mixer.packet(MixerPacket {
+        let fate = impairer
+            .as_mut()
+            .map_or(Fate::Deliver(Duration::ZERO), Impairer::fate);
+        let packet = MixerPacket {
             peer,
             session,
             timestamp: packet.header.timestamp,
             payload: packet.payload.to_vec(),
             arrival: Instant::now(),
-        });
+        };
+        match fate {
+            Fate::Drop => {}
+            Fate::Deliver(Duration::ZERO) => mixer.packet(packet),
+            Fate::Deliver(delay) => {
+                let mixer = mixer.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    mixer.packet(MixerPacket {
+                        arrival: Instant::now(),
+                        ..packet
+                    });
+                });
+            }
+        }
     }
 }
 

@@ -98,6 +98,9 @@ pub(super) fn status_controls(ui: &mut egui::Ui, session: &mut Session, panel: &
     if let Some(notice) = &capture.notice {
         ui.label("🎤 Microphone changed").on_hover_text(notice);
     }
+    if let Some(notice) = voice.mixer_stats().notice {
+        ui.label("🔈 Speaker changed").on_hover_text(notice);
+    }
     // Short in the bar; the whole story on hover.
     for (device, e) in errors.into_iter().flatten() {
         let short: String = e.chars().take(28).collect();
@@ -152,6 +155,10 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
             });
             ui.checkbox(&mut changed.auto_gain, "Automatic gain")
                 .on_hover_text("Keeps your voice at a steady level, near or far from the mic.");
+            ui.checkbox(&mut changed.sounds, "Sounds").on_hover_text(
+                "A chime when someone joins or leaves your conversation, for a direct \
+                 message or a mention, and when you enter a meeting room.",
+            );
             ui.checkbox(&mut changed.push_to_talk, "Push to talk (hold V)");
             ui.checkbox(&mut changed.always_relay, "Always relay (hide my address)")
                 .on_hover_text(
@@ -194,7 +201,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                 let _ = session.settings.save();
             }
             if changed != audio {
-                if let Some(voice) = session.client.call.as_ref() {
+                if let Some(voice) = session.client.call.as_mut() {
                     if changed.input_device != audio.input_device && session.fake_mic.is_none() {
                         voice.set_mic(
                             changed
@@ -214,6 +221,7 @@ pub(super) fn settings_window(ctx: &egui::Context, session: &mut Session, panel:
                         );
                     }
                     voice.set_processing(changed.processing());
+                    voice.set_sounds(changed.sounds);
                     voice.set_relay_only(changed.always_relay);
                     voice.set_push_to_talk(changed.push_to_talk);
                 }

@@ -10,7 +10,7 @@ use crate::media::{
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What a fake microphone plays.
 #[derive(Debug)]
@@ -210,6 +210,8 @@ pub struct WavSink {
     pacer: Pacer,
     clock: RecordingClock,
     since_flush: u32,
+    /// A fake that stops working at this time.
+    fail_at: Option<Instant>,
 }
 
 impl WavSink {
@@ -234,7 +236,14 @@ impl WavSink {
                 started: SystemTime::now() + FRAME_DURATION,
             },
             since_flush: 0,
+            fail_at: None,
         })
+    }
+
+    /// Makes this file a speaker that stops working after `after`.
+    pub fn failing_after(mut self, after: Duration) -> WavSink {
+        self.fail_at = Some(Instant::now() + after);
+        self
     }
 
     pub fn clock(&self) -> RecordingClock {
@@ -244,6 +253,9 @@ impl WavSink {
 
 impl Sink for WavSink {
     fn wait(&mut self) -> Result<(), MediaError> {
+        if self.fail_at.is_some_and(|t| Instant::now() >= t) {
+            return Err(MediaError::Stopped);
+        }
         self.pacer.wait();
         Ok(())
     }

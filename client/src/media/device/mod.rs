@@ -32,7 +32,10 @@ pub enum SpecError {
          optionally followed by ,start=S (silent for S seconds) and ,fail=S (stops after S)"
     )]
     Mic(String),
-    #[error("unknown audio output {0:?}: use wav:PATH, none or default")]
+    #[error(
+        "unknown audio output {0:?}: use wav:PATH (optionally followed by ,fail=S: \
+         stops after S seconds), none or default"
+    )]
     Speaker(String),
 }
 
@@ -131,18 +134,42 @@ pub enum SpeakerSpec {
     Named(String),
     /// A stereo 48 kHz 16-bit WAV file, written at the pace of real time.
     Wav(PathBuf),
+    /// A WAV file that stops working after `fail` seconds, as a headset
+    /// unplugged mid-call.
+    FailingWav {
+        path: PathBuf,
+        fail: f32,
+    },
     /// Nowhere (no speaker); the mixer still runs, so levels are measured.
     None,
 }
 
 impl SpeakerSpec {
-    /// Parses an `--audio-out` value: `wav:PATH`, `none` or `default`.
+    /// Parses an `--audio-out` value: `wav:PATH` (optionally followed by
+    /// `,fail=S`), `none` or `default`.
     pub fn parse(s: &str) -> Result<SpeakerSpec, SpecError> {
+        let err = || SpecError::Speaker(s.to_owned());
         match s.split_once(':') {
-            Some(("wav", path)) if !path.is_empty() => Ok(SpeakerSpec::Wav(PathBuf::from(path))),
+            Some(("wav", rest)) => {
+                let (path, fail) = match rest.rsplit_once(",fail=") {
+                    Some((path, secs)) => match secs.parse::<f32>() {
+                        Ok(x) if (0.0..=86_400.0).contains(&x) => (path, Some(x)),
+                        _ => return Err(err()),
+                    },
+                    None => (rest, None),
+                };
+                if path.is_empty() {
+                    return Err(err());
+                }
+                let path = PathBuf::from(path);
+                Ok(match fail {
+                    Some(fail) => SpeakerSpec::FailingWav { path, fail },
+                    None => SpeakerSpec::Wav(path),
+                })
+            }
             None if s == "none" => Ok(SpeakerSpec::None),
             None if s == "default" => Ok(SpeakerSpec::Default),
-            _ => Err(SpecError::Speaker(s.to_owned())),
+            _ => Err(err()),
         }
     }
 }
@@ -218,6 +245,9 @@ pub fn open_sink(spec: &SpeakerSpec) -> Result<Box<dyn Sink>, MediaError> {
     Ok(match spec {
         SpeakerSpec::Default | SpeakerSpec::Named(_) => Box::new(CpalSink::open(spec)?),
         SpeakerSpec::Wav(path) => Box::new(WavSink::create(path)?),
+        SpeakerSpec::FailingWav { path, fail } => {
+            Box::new(WavSink::create(path)?.failing_after(Duration::from_secs_f32(*fail)))
+        }
         SpeakerSpec::None => Box::new(NullSink::new()),
     })
 }
@@ -312,5 +342,20 @@ mod tests {
             Ok(SpeakerSpec::Wav("out.wav".into()))
         );
         assert!(SpeakerSpec::parse("mp3:x").is_err());
+        assert_eq!(
+            SpeakerSpec::parse("wav:out.wav,fail=2.5"),
+            Ok(SpeakerSpec::FailingWav {
+                path: "out.wav".into(),
+                fail: 2.5
+            })
+        );
+        for bad in [
+            "wav:",
+            "wav:,fail=1",
+            "wav:a.wav,fail=-1",
+            "wav:a.wav,fail=x",
+        ] {
+            assert!(SpeakerSpec::parse(bad).is_err(), "{bad}");
+        }
     }
 }
