@@ -4,18 +4,24 @@
 //! loopback → (loss and jitter, [`hallway_client::rtc::impair`]) → jitter
 //! buffer → mixer → a listener's WAV, scored against the clean sentence.
 //!
-//! - `network`: one talker with the app's processing, eight listeners around
-//!   her, each losing or delaying her packets its own way (seeded): none;
-//!   5, 10, 20% random; 5, 10, 20% in bursts of 3; 30 ms of jitter.
+//! - `network`: a talker with the app's processing and a listener losing or
+//!   delaying her packets (seeded): none; 5, 10, 20% random; 5, 10, 20% in
+//!   bursts of 3; 30 ms of jitter. One pair at a time: two cores do not hold
+//!   more calls without the threads' timing (and so the jitter buffers)
+//!   suffering.
 //! - `suppressors`: no processing, the standard suppressor (WebRTC NS) and
 //!   RNNoise, each with echo cancellation and automatic gain as the app has
 //!   them, on the clean sentence and on the sentence in noise (15 dB SNR,
-//!   low-passed seeded noise from `scripts/pesq-mos noisy`). Three talkers far
-//!   apart, one listener each.
+//!   low-passed seeded noise from `scripts/pesq-mos noisy`).
+//!
+//! - `offline`: the same sentence through the capture processing and Opus
+//!   in-process, with the loss applied packet by packet (FEC from the next
+//!   packet, else concealment) and no network or clocks: the ceiling the
+//!   pipeline can reach, and which stage costs what.
 //!
 //! Needs python3 with pesq, numpy and scipy (installed with pip if missing).
 //! Run: `cargo bench -p hallway-client --bench speech -- [network]
-//! [suppressors]` (default: both).
+//! [suppressors] [offline]` (default: all).
 
 mod common;
 
@@ -30,9 +36,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Two readings of the sentence (6.2 s each) and some slack: one whole
-/// reading after the first half second is always inside.
-const RECORD: Duration = Duration::from_millis(13_500);
+/// Recorded after the call is up: the first 3 s of the recording (the
+/// processing settling) are not scored, and two readings of the sentence
+/// (6.2 s each) after them always hold a whole one.
+const RECORD: Duration = Duration::from_millis(16_000);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -128,42 +135,6 @@ fn network(addr: &str, dir: &Path) {
         ("20% bursts of 3", Some("loss=0.20,burst=3,seed=6")),
         ("30 ms jitter", Some("jitter=30,seed=7")),
     ];
-    let around = [
-        (19, 9),
-        (20, 9),
-        (21, 9),
-        (19, 10),
-        (21, 10),
-        (19, 11),
-        (20, 11),
-        (21, 11),
-    ];
-    let ann = talker(
-        addr,
-        "Ann",
-        TilePos::new(20, 10),
-        &clean_speech(),
-        ProcessingConfig::APP,
-    );
-    let listeners: Vec<(Bot, PathBuf)> = conditions
-        .iter()
-        .zip(around)
-        .enumerate()
-        .map(|(i, ((_, impair), (x, y)))| {
-            let out = dir.join(format!("network-{i}.wav"));
-            let l = listener(addr, &format!("L{i}"), TilePos::new(x, y), &out, *impair);
-            (l, out)
-        })
-        .collect();
-    let pairs: Vec<(&Bot, &Bot)> = listeners.iter().map(|(l, _)| (&ann, l)).collect();
-    record(&pairs);
-    let mut outs = Vec::new();
-    for (l, out) in listeners {
-        let report = l.stop();
-        let jitter = report.peers.values().next().and_then(|p| p.jitter);
-        outs.push((out, jitter));
-    }
-    drop(ann);
     println!(
         "Speech quality, PESQ wideband MOS (talker with echo cancellation, standard \
          suppressor, automatic gain):"
@@ -172,8 +143,25 @@ fn network(addr: &str, dir: &Path) {
         "  {:<18} {:>6}  {:>7} {:>9} {:>9} {:>9}",
         "", "MOS", "played", "FEC", "concealed", "target"
     );
-    for ((name, _), (out, jitter)) in conditions.iter().zip(outs) {
-        let j = jitter.unwrap_or_default();
+    for (i, (name, impair)) in conditions.iter().enumerate() {
+        let out = dir.join(format!("network-{i}.wav"));
+        let ann = talker(
+            addr,
+            &format!("Ann{i}"),
+            TilePos::new(20, 10),
+            &clean_speech(),
+            ProcessingConfig::APP,
+        );
+        let l = listener(addr, &format!("L{i}"), TilePos::new(21, 10), &out, *impair);
+        record(&[(&ann, &l)]);
+        let report = l.stop();
+        drop(ann);
+        let j = report
+            .peers
+            .values()
+            .next()
+            .and_then(|p| p.jitter)
+            .unwrap_or_default();
         println!(
             "  {name:<18} {:>6}  {:>7} {:>9} {:>9} {:>6.0} ms",
             mos(&out),
@@ -212,29 +200,24 @@ fn suppressors(addr: &str, dir: &Path) {
     println!("  {:<28} {:>7} {:>16}", "", "clean", "in noise 15 dB");
     let mut rows = vec![Vec::new(); settings.len()];
     for (input, mic) in [("clean", clean_speech()), ("noisy", noisy.clone())] {
-        let talkers: Vec<Bot> = settings
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| {
-                let at = TilePos::new(4 + 12 * i as i32, 10);
-                talker(addr, &format!("T{input}{i}"), at, &mic, *p)
-            })
-            .collect();
-        let listeners: Vec<(Bot, PathBuf)> = (0..settings.len())
-            .map(|i| {
-                let out = dir.join(format!("sup-{input}-{i}.wav"));
-                let at = TilePos::new(5 + 12 * i as i32, 10);
-                (listener(addr, &format!("L{input}{i}"), at, &out, None), out)
-            })
-            .collect();
-        let pairs: Vec<(&Bot, &Bot)> = talkers
-            .iter()
-            .zip(&listeners)
-            .map(|(t, (l, _))| (t, l))
-            .collect();
-        record(&pairs);
-        for (row, (l, out)) in rows.iter_mut().zip(listeners) {
-            drop(l);
+        for (i, ((_, processing), row)) in settings.iter().zip(&mut rows).enumerate() {
+            let out = dir.join(format!("sup-{input}-{i}.wav"));
+            let t = talker(
+                addr,
+                &format!("T{input}{i}"),
+                TilePos::new(20, 10),
+                &mic,
+                *processing,
+            );
+            let l = listener(
+                addr,
+                &format!("L{input}{i}"),
+                TilePos::new(21, 10),
+                &out,
+                None,
+            );
+            record(&[(&t, &l)]);
+            drop((l, t));
             row.push(mos(&out));
         }
     }
@@ -274,6 +257,128 @@ fn write_stereo_48k(mono: &Path, out: &Path) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
+/// Three readings through processing and Opus in-process; scores the second.
+fn offline(dir: &Path) {
+    use hallway_client::media::opus::{VoiceDecoder, VoiceEncoder};
+    use hallway_client::media::processing::{Processor, echo_reference};
+    use hallway_client::media::{FRAME, MonoFrame};
+    use hallway_client::rtc::impair::{Fate, Impairer};
+    let Ok(voice) = hallway_client::media::device::read_wav_mono(&clean_speech()) else {
+        println!("offline: no speech sample");
+        return;
+    };
+    let with = |noise_suppression: Option<Suppressor>| ProcessingConfig {
+        noise_suppression,
+        ..ProcessingConfig::APP
+    };
+    let echo_only = ProcessingConfig {
+        auto_gain: false,
+        ..with(None)
+    };
+    let gain_only = ProcessingConfig {
+        echo_cancellation: false,
+        ..with(None)
+    };
+    let runs: [(&str, ProcessingConfig, bool, Option<&str>); 11] = [
+        (
+            "no processing, no codec",
+            ProcessingConfig::OFF,
+            false,
+            None,
+        ),
+        ("no processing, Opus", ProcessingConfig::OFF, true, None),
+        (
+            "app processing, no codec",
+            ProcessingConfig::APP,
+            false,
+            None,
+        ),
+        ("echo + gain, no codec", with(None), false, None),
+        ("echo only, no codec", echo_only, false, None),
+        ("gain only, no codec", gain_only, false, None),
+        ("app processing, Opus", ProcessingConfig::APP, true, None),
+        (
+            "no processing, Opus, 5%",
+            ProcessingConfig::OFF,
+            true,
+            Some("loss=0.05,seed=1"),
+        ),
+        (
+            "no processing, Opus, 10%",
+            ProcessingConfig::OFF,
+            true,
+            Some("loss=0.1,seed=2"),
+        ),
+        (
+            "app, Opus, 5%",
+            ProcessingConfig::APP,
+            true,
+            Some("loss=0.05,seed=1"),
+        ),
+        (
+            "app, Opus, 10%",
+            ProcessingConfig::APP,
+            true,
+            Some("loss=0.1,seed=2"),
+        ),
+    ];
+    println!("Offline (in-process, no network), PESQ wideband MOS:");
+    for (i, (name, processing, codec, loss)) in runs.into_iter().enumerate() {
+        // The far end is silent, but there is one, as in a call: the mixer
+        // plays (silence) every 20 ms.
+        let (mut tap, reference) = echo_reference();
+        let mut p = Processor::new(processing, Some(reference));
+        let mut enc = VoiceEncoder::new().expect("encoder");
+        let mut dec = VoiceDecoder::new().expect("decoder");
+        let mut impair = loss.map(|l| Impairer::new(l.parse().expect("loss")));
+        let frames = 3 * voice.len() / FRAME;
+        // Encoded packets (None: DTX or lost), then decoded with a
+        // one-packet look-ahead for FEC, as the jitter buffer does.
+        let mut packets: Vec<Option<Vec<u8>>> = Vec::with_capacity(frames);
+        let mut direct: Vec<f32> = Vec::new();
+        for k in 0..frames {
+            let mut f: MonoFrame = [0.0; FRAME];
+            for (i, s) in f.iter_mut().enumerate() {
+                *s = voice[(k * FRAME + i) % voice.len()];
+            }
+            tap.played(&[0.0; 2 * FRAME]);
+            p.process(&mut f);
+            if !codec {
+                direct.extend_from_slice(&f);
+                continue;
+            }
+            let packet = enc.encode(&f).expect("encode").map(<[u8]>::to_vec);
+            let lost = impair.as_mut().is_some_and(|i| i.fate() == Fate::Drop);
+            packets.push(packet.filter(|_| !lost));
+        }
+        let mut out = direct;
+        for k in 0..packets.len() {
+            let mut f: MonoFrame = [0.0; FRAME];
+            match (&packets[k], packets.get(k + 1).and_then(Option::as_ref)) {
+                (Some(p), _) => dec.decode(p, &mut f).expect("decode"),
+                (None, Some(next)) => dec.recover(next, &mut f).expect("fec"),
+                (None, None) => dec.conceal(&mut f).expect("plc"),
+            }
+            out.extend_from_slice(&f);
+        }
+        let path = dir.join(format!("offline-{i}.wav"));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).expect("wav");
+        for s in &out {
+            let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+            w.write_sample(v).expect("wav");
+            w.write_sample(v).expect("wav");
+        }
+        w.finalize().expect("wav");
+        println!("  {name:<28} {:>6}", mos(&path));
+    }
+}
+
 fn main() {
     hallway_client::init_logging("off");
     let only = common::sections();
@@ -281,6 +386,9 @@ fn main() {
     if !python_ready() {
         println!("speech: python3 with pesq, numpy and scipy is needed");
         return;
+    }
+    if run("offline") {
+        offline(&std::env::temp_dir());
     }
     let server = common::BenchServer::start(|_| {});
     let dir = tempfile::tempdir().expect("tempdir");

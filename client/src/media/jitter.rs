@@ -8,7 +8,9 @@
 //! down when the network is calm. A missing frame is rebuilt from the FEC
 //! data in the next packet if that has arrived, else concealed; after 60 ms
 //! with nothing buffered the peer is considered silent (DTX) until the next
-//! packet starts a new spurt.
+//! packet starts a new spurt. A gap in the sequence numbers (a packet lost
+//! on the way, or overtaken) adds one frame to the target, as NetEq does: the
+//! packet after a lost one is then there in time for its FEC to rebuild it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +23,9 @@ pub const MAX_TARGET_MS: f64 = 80.0;
 const MAX_PACKETS: usize = 25;
 /// Frames concealed with an empty buffer before going silent.
 const MAX_CONCEAL: u32 = 3;
+/// A sequence number this far ahead of the newest is a loss; further is a
+/// new stream (or garbage) and only resets the count.
+const LOSS_GAP: u16 = 100;
 
 /// What to play for one tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +63,10 @@ pub struct JitterBuffer {
     last_transit: Option<f64>,
     jitter_ms: f64,
     late_penalty_ms: f64,
+    /// One frame while losses have been seen lately (time for FEC).
+    loss_penalty_ms: f64,
+    /// The newest RTP sequence number seen.
+    newest_seq: Option<u16>,
     last_tick: Option<Instant>,
     stats: JitterStats,
 }
@@ -73,6 +82,8 @@ impl JitterBuffer {
             last_transit: None,
             jitter_ms: 0.0,
             late_penalty_ms: 0.0,
+            loss_penalty_ms: 0.0,
+            newest_seq: None,
             last_tick: None,
             stats: JitterStats {
                 target_ms: MIN_TARGET_MS,
@@ -87,7 +98,7 @@ impl JitterBuffer {
     }
 
     fn target_ms(&self) -> f64 {
-        (MIN_TARGET_MS + 3.0 * self.jitter_ms + self.late_penalty_ms)
+        (MIN_TARGET_MS + 3.0 * self.jitter_ms + self.late_penalty_ms + self.loss_penalty_ms)
             .clamp(MIN_TARGET_MS, MAX_TARGET_MS)
     }
 
@@ -115,6 +126,21 @@ impl JitterBuffer {
     }
 
     /// Adds a packet that arrived at `arrival`.
+    /// Notes a packet's RTP sequence number (before [`JitterBuffer::push`]).
+    /// Sequence numbers count packets sent, so unlike timestamps they have
+    /// no gaps for DTX silence.
+    pub fn sequence(&mut self, seq: u16) {
+        let ahead = self.newest_seq.map_or(1, |n| seq.wrapping_sub(n));
+        if (2..=LOSS_GAP).contains(&ahead) {
+            // Packets between were lost (or are late): keep one frame in
+            // hand from the next spurt on, for the FEC.
+            self.loss_penalty_ms = 20.0;
+        }
+        if ahead >= 1 {
+            self.newest_seq = Some(seq);
+        }
+    }
+
     pub fn push(&mut self, ts: u32, payload: Vec<u8>, arrival: Instant) {
         let ext = self.extend(ts);
         // RFC 3550 interarrival jitter, in ms.
@@ -150,6 +176,8 @@ impl JitterBuffer {
             // Calm networks bring the target back down, 1 ms per second.
             let secs = now.saturating_duration_since(last).as_secs_f64();
             self.late_penalty_ms = (self.late_penalty_ms - secs).max(0.0);
+            // Ten seconds without a loss give the frame back.
+            self.loss_penalty_ms = (self.loss_penalty_ms - 2.0 * secs).max(0.0);
         }
         self.last_tick = Some(now);
         let next = match self.next {
@@ -262,6 +290,66 @@ mod tests {
         assert_eq!(got[3], Playout::Packet(pkt(3)));
         assert_eq!(got[4], Playout::Packet(pkt(4)));
         assert_eq!(jb.stats().recovered, 1);
+    }
+
+    /// With the 20 ms target, a lost packet's tick comes before the next
+    /// packet (and its FEC) arrives: concealed. The loss adds a frame to the
+    /// target, so in the next spurt a loss is rebuilt from FEC.
+    #[test]
+    fn a_loss_keeps_a_frame_in_hand_for_fec_from_the_next_spurt() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        // Spurt 1: frames 0..6 sent every 20 ms, frame 2 lost; each tick
+        // comes 1 ms after the frame due then arrives.
+        let mut got = Vec::new();
+        for k in 0..6u64 {
+            if k != 2 {
+                jb.sequence(k as u16);
+                jb.push((k * 960) as u32, pkt(k as u8), ms(20 * k));
+            }
+            got.push(jb.pop(ms(20 * k + 1)));
+        }
+        assert_eq!(got[2], Playout::Conceal, "{got:?}");
+        assert!(jb.stats().target_ms > 39.0, "{:?}", jb.stats());
+        // Silence (DTX), then spurt 2 two seconds later, frame 102 lost.
+        // The silence is no gap in the sequence numbers.
+        for k in 6..12u64 {
+            jb.pop(ms(20 * k + 1));
+        }
+        let base = 2000;
+        let mut got = Vec::new();
+        for k in 0..8u64 {
+            let f = 100 + k;
+            if k != 2 {
+                jb.sequence(6 + k as u16);
+                jb.push((f * 960) as u32, pkt(f as u8), ms(base + 20 * k));
+            }
+            got.push(jb.pop(ms(base + 20 * k + 1)));
+        }
+        let played: Vec<&Playout> = got.iter().filter(|p| **p != Playout::Silence).collect();
+        assert_eq!(played[0], &Playout::Packet(pkt(100)), "{got:?}");
+        assert_eq!(played[2], &Playout::Recover(pkt(103)), "{got:?}");
+        assert_eq!(jb.stats().recovered, 1);
+    }
+
+    #[test]
+    fn dtx_pauses_are_not_losses() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        // Two spurts, the timestamps 2 s apart, the sequence numbers not.
+        for (i, ts) in [0u32, 960, 1920, 96_000, 96_960].into_iter().enumerate() {
+            jb.sequence(65_534u16.wrapping_add(i as u16));
+            jb.push(
+                ts,
+                pkt(i as u8),
+                t0 + Duration::from_micros(u64::from(ts) * 1000 / 48),
+            );
+        }
+        assert_eq!(jb.stats().target_ms, MIN_TARGET_MS);
+        // A packet from long ago, or a new stream, is no loss either.
+        jb.sequence(30_000);
+        assert_eq!(jb.stats().target_ms, MIN_TARGET_MS);
     }
 
     #[test]

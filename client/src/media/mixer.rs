@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 pub struct MixerPacket {
     pub peer: UserId,
     pub session: u64,
+    /// RTP sequence number (a gap is a loss on the way).
+    pub seq: u16,
     pub timestamp: u32,
     pub payload: Vec<u8>,
     pub arrival: Instant,
@@ -317,6 +319,7 @@ fn run(
             mix.stats.packets += 1;
             mix.stats.bytes += p.payload.len() as u64;
             mix.stats.first_packet.get_or_insert(p.arrival);
+            mix.jitter.sequence(p.seq);
             mix.jitter.push(p.timestamp, p.payload, p.arrival);
         }
         loop {
@@ -549,6 +552,7 @@ mod tests {
             mixer.sender().packet(MixerPacket {
                 peer,
                 session: 1,
+                seq: k as u16,
                 timestamp: k * 960,
                 payload,
                 arrival: Instant::now(),
@@ -584,6 +588,7 @@ mod tests {
                 sender.packet(MixerPacket {
                     peer,
                     session,
+                    seq: k as u16,
                     timestamp: k * 960,
                     payload: payload.clone(),
                     arrival: Instant::now(),

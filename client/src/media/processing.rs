@@ -495,4 +495,66 @@ mod tests {
         p.process(&mut frame);
         assert_eq!(frame, copy);
     }
+
+    /// How late the processing delivers what the microphone heard: a train
+    /// of speech-like bursts (a 300 Hz to 3 kHz chirp, 40 ms, every 500 ms)
+    /// in, the lag of the best cross-correlation out. Measured (ms): gain
+    /// 0.9; the standard suppressor 6.9; the echo canceller 8.9 (with the
+    /// high-pass filter and the three-band split at 48 kHz); the app's
+    /// chain 14.9; RNNoise 10.9, with the echo canceller and gain 18.9. The
+    /// bounds catch a stage that starts buffering more.
+    #[test]
+    fn the_processing_delay_is_what_its_stages_need() {
+        let burst: Vec<f32> = (0..1920)
+            .map(|i| {
+                let t = i as f32 / 48_000.0;
+                let f = 300.0 + 2700.0 * t / 0.04;
+                0.3 * (std::f32::consts::PI * f * t).sin() * (std::f32::consts::PI * t / 0.04).sin()
+            })
+            .collect();
+        let input: Vec<f32> = (0..48_000 * 4)
+            .map(|i| burst.get(i % 24_000).copied().unwrap_or(0.0))
+            .collect();
+        let only = |echo_cancellation, noise_suppression, auto_gain| ProcessingConfig {
+            echo_cancellation,
+            noise_suppression,
+            auto_gain,
+        };
+        let rnnoise = Some(Suppressor::Rnnoise);
+        for (config, most_ms) in [
+            (only(false, None, true), 2.0),
+            (only(false, Some(Suppressor::Webrtc), false), 8.0),
+            (only(true, None, false), 10.0),
+            (ProcessingConfig::APP, 16.0),
+            (only(false, rnnoise, false), 12.0),
+            (only(true, rnnoise, true), 20.0),
+        ] {
+            let (mut tap, reference) = echo_reference();
+            let mut p = Processor::new(config, Some(reference));
+            let mut out = Vec::with_capacity(input.len());
+            for chunk in input.chunks_exact(FRAME) {
+                let mut f: MonoFrame = [0.0; FRAME];
+                f.copy_from_slice(chunk);
+                tap.played(&[0.0; 2 * FRAME]);
+                p.process(&mut f);
+                out.extend_from_slice(&f);
+            }
+            // The last two seconds, settled.
+            let from = 48_000 * 2;
+            let correlation = |lag: usize| -> f64 {
+                (from..from + 48_000)
+                    .map(|i| f64::from(input[i]) * f64::from(out[i + lag]))
+                    .sum()
+            };
+            let lag = (0..2400)
+                .max_by(|&a, &b| correlation(a).total_cmp(&correlation(b)))
+                .unwrap_or(0);
+            let ms = lag as f64 / 48.0;
+            eprintln!("{config:?}: {ms:.1} ms");
+            assert!(
+                ms <= most_ms,
+                "{config:?} delays the microphone by {ms:.1} ms"
+            );
+        }
+    }
 }

@@ -122,6 +122,7 @@ async fn read_audio(
         let packet = MixerPacket {
             peer,
             session,
+            seq: packet.header.sequence_number,
             timestamp: packet.header.timestamp,
             payload: packet.payload.to_vec(),
             arrival: Instant::now(),
