@@ -236,24 +236,11 @@ fn suppressors(addr: &str, dir: &Path) {
     );
 }
 
-/// `mono` (16 kHz) twice over as 48 kHz stereo, the shape `pesq-mos mos` reads.
+/// `mono` twice over as 48 kHz stereo, the shape `pesq-mos mos` reads.
 fn write_stereo_48k(mono: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let x = hallway_client::media::device::read_wav_mono(mono)?;
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(out, spec)?;
-    for _ in 0..2 {
-        for s in &x {
-            let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-            w.write_sample(v)?;
-            w.write_sample(v)?;
-        }
-    }
-    w.finalize()?;
+    let twice = x.iter().chain(&x);
+    common::write_wav(out, 2, twice.flat_map(|s| [*s, *s]))?;
     Ok(())
 }
 
@@ -362,19 +349,7 @@ fn offline(dir: &Path) {
             out.extend_from_slice(&f);
         }
         let path = dir.join(format!("offline-{i}.wav"));
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 48_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).expect("wav");
-        for s in &out {
-            let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-            w.write_sample(v).expect("wav");
-            w.write_sample(v).expect("wav");
-        }
-        w.finalize().expect("wav");
+        common::write_wav(&path, 2, out.iter().flat_map(|s| [*s, *s])).expect("wav");
         println!("  {name:<28} {:>6}", mos(&path));
     }
 }

@@ -262,17 +262,7 @@ fn first_audio(addr: &str) {
 
 fn bitrate(addr: &str, dir: &Path) {
     let silence = dir.join("silence.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&silence, spec).expect("wav");
-    for _ in 0..48_000 {
-        w.write_sample(0i16).expect("wav");
-    }
-    w.finalize().expect("wav");
+    common::write_wav(&silence, 1, std::iter::repeat_n(0.0, 48_000)).expect("wav");
     for (what, mic) in [
         ("talking (440 Hz tone)", MicSpec::Tone(440.0)),
         ("silent", MicSpec::Wav(silence.clone())),

@@ -25,6 +25,25 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Writes 48 kHz 16-bit samples in -1..1 (interleaved if `channels` > 1).
+pub fn write_wav(
+    path: &std::path::Path,
+    channels: u16,
+    samples: impl IntoIterator<Item = f32>,
+) -> Result<(), hound::Error> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+    }
+    w.finalize()
+}
+
 /// A real server on a loopback port, in its own runtime, with its database
 /// in a temporary folder; stopped when dropped.
 pub struct BenchServer {
