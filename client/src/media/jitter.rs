@@ -125,22 +125,25 @@ impl JitterBuffer {
         ext
     }
 
-    /// Adds a packet that arrived at `arrival`.
     /// Notes a packet's RTP sequence number (before [`JitterBuffer::push`]).
     /// Sequence numbers count packets sent, so unlike timestamps they have
     /// no gaps for DTX silence.
     pub fn sequence(&mut self, seq: u16) {
         let ahead = self.newest_seq.map_or(1, |n| seq.wrapping_sub(n));
+        // A packet at most LOSS_GAP behind the newest is a late one: it
+        // leaves the newest alone.
+        let behind = ahead > u16::MAX - LOSS_GAP;
         if (2..=LOSS_GAP).contains(&ahead) {
             // Packets between were lost (or are late): keep one frame in
             // hand from the next spurt on, for the FEC.
             self.loss_penalty_ms = 20.0;
         }
-        if ahead >= 1 {
+        if ahead != 0 && !behind {
             self.newest_seq = Some(seq);
         }
     }
 
+    /// Adds a packet that arrived at `arrival`.
     pub fn push(&mut self, ts: u32, payload: Vec<u8>, arrival: Instant) {
         let ext = self.extend(ts);
         // RFC 3550 interarrival jitter, in ms.
@@ -349,6 +352,10 @@ mod tests {
         assert_eq!(jb.stats().target_ms, MIN_TARGET_MS);
         // A packet from long ago, or a new stream, is no loss either.
         jb.sequence(30_000);
+        assert_eq!(jb.stats().target_ms, MIN_TARGET_MS);
+        // Nor is the packet after one that came late (out of order).
+        jb.sequence(29_999);
+        jb.sequence(30_001);
         assert_eq!(jb.stats().target_ms, MIN_TARGET_MS);
     }
 

@@ -5,7 +5,7 @@
 //! values over one frame, so walking around never clicks. The thread owns all
 //! per-peer state; everything else talks to it through a channel.
 
-use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, WavSink, open_sink};
+use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, open_sink, open_wav};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::opus::VoiceDecoder;
 use super::processing::EchoTap;
@@ -284,7 +284,7 @@ fn run(
     } = links;
     let fallback = fallback.unwrap_or(SpeakerSpec::Default);
     let mut speaker = speaker;
-    let mut sink = open_or_null(&speaker, &stats, &clock_tx);
+    let (mut sink, _) = open_or_null(&speaker, &stats, &clock_tx);
     let mut peers: HashMap<UserId, PeerMix> = HashMap::new();
     // The last removed session of each peer: its packets still on the way
     // must not bring the peer back.
@@ -343,7 +343,7 @@ fn run(
                     if let Ok(mut s) = stats.lock() {
                         s.notice = None;
                     }
-                    sink = open_or_null(&speaker, &stats, &clock_tx);
+                    (sink, _) = open_or_null(&speaker, &stats, &clock_tx);
                     retry_at = None;
                 }
                 Ok(MixerControl::Play(sound)) => {
@@ -360,8 +360,8 @@ fn run(
             }
         }
         if retry_at.is_some_and(|t| now >= t) {
-            sink = open_or_null(&speaker, &stats, &clock_tx);
-            let opened = stats.lock().is_ok_and(|s| s.device.is_some());
+            let opened;
+            (sink, opened) = open_or_null(&speaker, &stats, &clock_tx);
             retry_at = (!opened).then(|| now + Duration::from_secs(3));
         }
         mix.fill(0.0);
@@ -450,25 +450,20 @@ fn publish(stats: &Mutex<MixerStats>, frames: u64, sounds: u64, peers: &HashMap<
     }
 }
 
+/// Opens `speaker`, or silence if it cannot be opened (the stats say why);
+/// true if it opened.
 fn open_or_null(
     speaker: &SpeakerSpec,
     stats: &Mutex<MixerStats>,
     clock_tx: &Sender<Option<RecordingClock>>,
-) -> Box<dyn Sink> {
-    let opened = match speaker {
-        SpeakerSpec::Wav(path) | SpeakerSpec::FailingWav { path, .. } => {
-            WavSink::create(path).map(|w| {
-                let _ = clock_tx.try_send(Some(w.clock()));
-                let w = match speaker {
-                    SpeakerSpec::FailingWav { fail, .. } => {
-                        w.failing_after(Duration::from_secs_f32(*fail))
-                    }
-                    _ => w,
-                };
-                Box::new(w) as Box<dyn Sink>
-            })
-        }
-        other => open_sink(other),
+) -> (Box<dyn Sink>, bool) {
+    // A file's recording clock goes to `Mixer::start` (the first one only).
+    let opened = match open_wav(speaker) {
+        Some(wav) => wav.map(|w| {
+            let _ = clock_tx.try_send(Some(w.clock()));
+            Box::new(w) as Box<dyn Sink>
+        }),
+        None => open_sink(speaker),
     };
     let _ = clock_tx.try_send(None);
     match opened {
@@ -477,9 +472,12 @@ fn open_or_null(
                 s.device = Some(sink.name());
                 s.error = None;
             }
-            sink
+            (sink, true)
         }
-        Err(e) => fallback(stats, &format!("{e}: you can talk but not hear")),
+        Err(e) => (
+            fallback(stats, &format!("{e}: you can talk but not hear")),
+            false,
+        ),
     }
 }
 
@@ -512,8 +510,7 @@ fn lost(
         s.notice = Some(notice);
     }
     speaker.clone_from(fallback_spec);
-    let sink = open_or_null(speaker, stats, clock_tx);
-    let opened = stats.lock().is_ok_and(|s| s.device.is_some());
+    let (sink, opened) = open_or_null(speaker, stats, clock_tx);
     (sink, if opened { None } else { retry })
 }
 

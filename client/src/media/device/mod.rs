@@ -242,14 +242,28 @@ fn open_fake(spec: &MicSpec) -> Result<FakeSource, MediaError> {
 
 /// Opens a speaker (or WAV file) on the calling thread.
 pub fn open_sink(spec: &SpeakerSpec) -> Result<Box<dyn Sink>, MediaError> {
+    if let Some(wav) = open_wav(spec) {
+        return Ok(Box::new(wav?));
+    }
     Ok(match spec {
         SpeakerSpec::Default | SpeakerSpec::Named(_) => Box::new(CpalSink::open(spec)?),
-        SpeakerSpec::Wav(path) => Box::new(WavSink::create(path)?),
-        SpeakerSpec::FailingWav { path, fail } => {
-            Box::new(WavSink::create(path)?.failing_after(Duration::from_secs_f32(*fail)))
+        // Files were opened above.
+        SpeakerSpec::None | SpeakerSpec::Wav(_) | SpeakerSpec::FailingWav { .. } => {
+            Box::new(NullSink::new())
         }
-        SpeakerSpec::None => Box::new(NullSink::new()),
     })
+}
+
+/// The WAV file a speaker spec names, created (and set to fail, for
+/// [`SpeakerSpec::FailingWav`]); `None` for a spec that is not a file.
+pub fn open_wav(spec: &SpeakerSpec) -> Option<Result<WavSink, MediaError>> {
+    match spec {
+        SpeakerSpec::Wav(path) => Some(WavSink::create(path)),
+        SpeakerSpec::FailingWav { path, fail } => {
+            Some(WavSink::create(path).map(|w| w.failing_after(Duration::from_secs_f32(*fail))))
+        }
+        _ => None,
+    }
 }
 
 /// Sleeps until `deadline`. Linux wakes sleepers within ~0.1 ms, plenty for
