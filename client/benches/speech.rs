@@ -246,7 +246,7 @@ fn write_stereo_48k(mono: &Path, out: &Path) -> Result<(), Box<dyn std::error::E
 
 /// Three readings through processing and Opus in-process; scores the second.
 fn offline(dir: &Path) {
-    use hallway_client::media::opus::{VoiceDecoder, VoiceEncoder};
+    use hallway_client::media::opus::{MAX_DECODED, OPUS_FRAME, VoiceDecoder, VoiceEncoder};
     use hallway_client::media::processing::{Processor, echo_reference};
     use hallway_client::media::{FRAME, MonoFrame};
     use hallway_client::rtc::impair::{Fate, Impairer};
@@ -312,41 +312,45 @@ fn offline(dir: &Path) {
     println!("Offline (in-process, no network), PESQ wideband MOS:");
     for (i, (name, processing, codec, loss)) in runs.into_iter().enumerate() {
         // The far end is silent, but there is one, as in a call: the mixer
-        // plays (silence) every 20 ms.
+        // plays (silence) every tick.
         let (mut tap, reference) = echo_reference();
         let mut p = Processor::new(processing, Some(reference));
         let mut enc = VoiceEncoder::new().expect("encoder");
         let mut dec = VoiceDecoder::new().expect("decoder");
         let mut impair = loss.map(|l| Impairer::new(l.parse().expect("loss")));
-        let frames = 3 * voice.len() / FRAME;
+        let frames = 3 * voice.len() / OPUS_FRAME;
         // Encoded packets (None: DTX or lost), then decoded with a
         // one-packet look-ahead for FEC, as the jitter buffer does.
         let mut packets: Vec<Option<Vec<u8>>> = Vec::with_capacity(frames);
         let mut direct: Vec<f32> = Vec::new();
         for k in 0..frames {
-            let mut f: MonoFrame = [0.0; FRAME];
-            for (i, s) in f.iter_mut().enumerate() {
-                *s = voice[(k * FRAME + i) % voice.len()];
+            let mut packet = [0.0; OPUS_FRAME];
+            for (j, block) in packet.chunks_exact_mut(FRAME).enumerate() {
+                let mut f: MonoFrame = [0.0; FRAME];
+                for (i, s) in f.iter_mut().enumerate() {
+                    *s = voice[(k * OPUS_FRAME + j * FRAME + i) % voice.len()];
+                }
+                tap.played(&[0.0; 2 * FRAME]);
+                p.process(&mut f);
+                block.copy_from_slice(&f);
             }
-            tap.played(&[0.0; 2 * FRAME]);
-            p.process(&mut f);
             if !codec {
-                direct.extend_from_slice(&f);
+                direct.extend_from_slice(&packet);
                 continue;
             }
-            let packet = enc.encode(&f).expect("encode").map(<[u8]>::to_vec);
+            let packet = enc.encode(&packet).expect("encode").map(<[u8]>::to_vec);
             let lost = impair.as_mut().is_some_and(|i| i.fate() == Fate::Drop);
             packets.push(packet.filter(|_| !lost));
         }
         let mut out = direct;
         for k in 0..packets.len() {
-            let mut f: MonoFrame = [0.0; FRAME];
-            match (&packets[k], packets.get(k + 1).and_then(Option::as_ref)) {
+            let mut f = [0.0; MAX_DECODED];
+            let n = match (&packets[k], packets.get(k + 1).and_then(Option::as_ref)) {
                 (Some(p), _) => dec.decode(p, &mut f).expect("decode"),
-                (None, Some(next)) => dec.recover(next, &mut f).expect("fec"),
-                (None, None) => dec.conceal(&mut f).expect("plc"),
-            }
-            out.extend_from_slice(&f);
+                (None, Some(next)) => dec.recover(next, OPUS_FRAME, &mut f).expect("fec"),
+                (None, None) => dec.conceal(OPUS_FRAME, &mut f).expect("plc"),
+            };
+            out.extend_from_slice(&f[..n]);
         }
         let path = dir.join(format!("offline-{i}.wav"));
         common::write_wav(&path, 2, out.iter().flat_map(|s| [*s, *s])).expect("wav");

@@ -114,7 +114,7 @@ fn main() {
 }
 
 /// Mouth-to-ear latency over several independent pairs: each pair's capture
-/// and mixer threads tick with their own 20 ms phase, which is what varies the
+/// and mixer threads tick with their own phase, which is what varies the
 /// latency in practice (within one pair a frame-based pipeline keeps it
 /// nearly constant).
 fn latency(addr: &str, dir: &Path, relay: bool, processing: ProcessingConfig) {
@@ -145,7 +145,7 @@ fn latency(addr: &str, dir: &Path, relay: bool, processing: ProcessingConfig) {
 }
 
 fn latency_round(addr: &str, out: &Path, relay: bool, processing: ProcessingConfig) -> Vec<f64> {
-    // Not a multiple of 20 ms, so clicks fall at every point of a frame.
+    // Not a multiple of 10 or 20 ms, so clicks fall at every point of a frame.
     let period_ms = 487u32;
     let options = |mic, speaker| {
         let mut v = voice(mic, speaker);

@@ -1,16 +1,16 @@
-//! The sending side: a thread that reads 20 ms frames from the microphone (or
+//! The sending side: a thread that reads 10 ms frames from the microphone (or
 //! a fake), processes them (echo cancellation, noise suppression, automatic
 //! gain: [`super::processing`]), detects speech, applies mute and push-to-talk,
-//! encodes Opus and hands each packet, with its RTP timestamp, to whoever
-//! sends it (the WebRTC track). If the microphone cannot be opened or stops,
+//! encodes Opus (one packet per [`OPUS_FRAME`]) and hands each packet, with
+//! its RTP timestamp, to whoever sends it (the WebRTC track). If the microphone cannot be opened or stops,
 //! the thread says so in its stats and keeps retrying every few seconds, so a
 //! microphone plugged in later starts working.
 
 use super::device::{MicSpec, open_source};
-use super::opus::VoiceEncoder;
+use super::opus::{OPUS_FRAME, OpusFrame, VoiceEncoder};
 use super::processing::{EchoReference, ProcessingConfig, ProcessingStats, Processor};
 use super::room::RoomMic;
-use super::{FRAME, MonoFrame, rms};
+use super::{FRAME, MonoFrame, frames, rms};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// One encoded frame, ready for RTP.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {
-    /// RTP timestamp (48 kHz units); advances 960 per frame, also across
-    /// frames not sent (DTX, mute), so receivers see the gap.
+    /// RTP timestamp (48 kHz units) of the packet's first sample; advances
+    /// by [`OPUS_FRAME`] per packet, also across packets not sent (DTX,
+    /// mute), so receivers see the gap.
     pub timestamp: u32,
     /// True on the first packet after a gap (RTP marker bit).
     pub marker: bool,
@@ -165,7 +166,7 @@ impl Vad {
             None => level > 0.01,
         };
         if active {
-            self.hang = 15;
+            self.hang = frames(300);
         } else {
             self.hang = self.hang.saturating_sub(1);
         }
@@ -204,6 +205,9 @@ fn run(
     let mut processor = Processor::new(control.processing(), reference);
     let mut vad = Vad { hang: 0 };
     let mut frame: MonoFrame = [0.0; FRAME];
+    // What goes into the next packet, and how much of it is there.
+    let mut packet: OpusFrame = [0.0; OPUS_FRAME];
+    let mut filled = 0;
     // A random start, as RFC 3550 asks.
     let mut timestamp: u32 = rand::random();
     let mut gap = true;
@@ -294,22 +298,28 @@ fn run(
                 transmitting && vad.update(level, probability),
                 Ordering::Relaxed,
             );
+            packet[filled..filled + FRAME].copy_from_slice(&frame);
+            filled += FRAME;
+            if filled < OPUS_FRAME {
+                continue;
+            }
+            filled = 0;
             let ts = timestamp;
-            timestamp = timestamp.wrapping_add(FRAME as u32);
+            timestamp = timestamp.wrapping_add(OPUS_FRAME as u32);
             if !transmitting {
                 gap = true;
                 continue;
             }
-            match encoder.encode(&frame) {
-                Ok(Some(packet)) => {
+            match encoder.encode(&packet) {
+                Ok(Some(payload)) => {
                     control.packets.fetch_add(1, Ordering::Relaxed);
                     control
                         .bytes
-                        .fetch_add(packet.len() as u64, Ordering::Relaxed);
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
                     let _ = out.try_send(EncodedFrame {
                         timestamp: ts,
                         marker: gap,
-                        payload: bytes::Bytes::copy_from_slice(packet),
+                        payload: bytes::Bytes::copy_from_slice(payload),
                         captured,
                     });
                     gap = false;

@@ -1,17 +1,18 @@
-//! The receiving side: a thread that, every 20 ms, takes one frame from each
-//! peer's jitter buffer, decodes it (with FEC or concealment for losses),
-//! applies that peer's gain (distance curve × per-user volume) and
-//! equal-power pan, mixes, and plays the result. Gains move to their new
+//! The receiving side: a thread that, every 10 ms, takes a tick's worth of
+//! audio from each peer (decoding packets from its jitter buffer as needed,
+//! with FEC or concealment for losses; a packet longer than a tick plays
+//! over several), applies that peer's gain (distance curve × per-user
+//! volume) and equal-power pan, mixes, and plays the result. Gains move to their new
 //! values over one frame, so walking around never clicks. The thread owns all
 //! per-peer state; everything else talks to it through a channel.
 
 use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, open_sink, open_wav};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
-use super::opus::VoiceDecoder;
+use super::opus::{Decoded, MAX_DECODED, VoiceDecoder, packet_samples};
 use super::processing::EchoTap;
 use super::room::RoomSpeaker;
 use super::sounds::Sound;
-use super::{FRAME, MonoFrame, StereoFrame, rms};
+use super::{FRAME, MonoFrame, StereoFrame, frames, rms};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hallway_shared::UserId;
 use std::collections::HashMap;
@@ -119,6 +120,10 @@ pub struct Mixer {
 
 /// Packets waiting for the mixer (about 10 s of one peer).
 const QUEUE: usize = 4096;
+/// A peer is speaking for this many ticks after a loud one (300 ms).
+const HANG: u32 = frames(300);
+/// Stats are published every this many ticks (100 ms).
+const PUBLISH: u64 = frames(100) as u64;
 /// Sounds playing at once.
 pub const SOUNDS: usize = 4;
 
@@ -208,6 +213,9 @@ struct PeerMix {
     session: u64,
     jitter: JitterBuffer,
     decoder: Option<VoiceDecoder>,
+    /// The last packet decoded, and how much of it has played.
+    decoded: Box<Decoded>,
+    ready: std::ops::Range<usize>,
     /// Gains applied at the end of the last frame, and the ones wanted now.
     current: (f32, f32),
     spatial_gain: f32,
@@ -225,6 +233,8 @@ impl PeerMix {
             session: 0,
             jitter: JitterBuffer::new(now),
             decoder: VoiceDecoder::new().ok(),
+            decoded: Box::new([0.0; MAX_DECODED]),
+            ready: 0..0,
             current: (0.0, 0.0),
             // Until told where the peer is, play it centred at full volume.
             spatial_gain: 1.0,
@@ -248,23 +258,42 @@ impl PeerMix {
         (g * self.pan.0, g * self.pan.1)
     }
 
-    /// Decodes this tick's frame into `buf`; false if there is nothing to play.
+    /// Fills `buf` with this tick's audio, decoding packets as it needs
+    /// them; false if there is nothing to play.
     fn pull(&mut self, now: Instant, buf: &mut MonoFrame) -> bool {
         let Some(decoder) = self.decoder.as_mut() else {
             return false;
         };
-        let result = match self.jitter.pop(now) {
-            Playout::Silence => return false,
-            Playout::Packet(p) => decoder.decode(&p, buf),
-            Playout::Recover(p) => decoder.recover(&p, buf),
-            Playout::Conceal => decoder.conceal(buf),
-        };
-        if result.is_err() {
-            // A packet that is not Opus: conceal rather than play garbage.
-            if decoder.conceal(buf).is_err() {
-                return false;
+        let mut filled = 0;
+        while filled < FRAME {
+            if self.ready.is_empty() {
+                let result = match self.jitter.pop(now) {
+                    Playout::Silence => break,
+                    Playout::Packet(p, n) => decoder
+                        .decode(&p, &mut self.decoded)
+                        // A packet that is not Opus: conceal rather than
+                        // play garbage.
+                        .or_else(|_| decoder.conceal(n as usize, &mut self.decoded)),
+                    Playout::Recover(p, n) => decoder
+                        .recover(&p, n as usize, &mut self.decoded)
+                        .or_else(|_| decoder.conceal(n as usize, &mut self.decoded)),
+                    Playout::Conceal(n) => decoder.conceal(n as usize, &mut self.decoded),
+                };
+                match result {
+                    Ok(n) if n > 0 => self.ready = 0..n.min(MAX_DECODED),
+                    _ => break,
+                }
             }
+            let take = self.ready.len().min(FRAME - filled);
+            let from = self.ready.start;
+            buf[filled..filled + take].copy_from_slice(&self.decoded[from..from + take]);
+            self.ready.start += take;
+            filled += take;
         }
+        if filled == 0 {
+            return false;
+        }
+        buf[filled..].fill(0.0);
         true
     }
 }
@@ -315,12 +344,16 @@ fn run(
                 mix.session = p.session;
                 mix.jitter = JitterBuffer::new(now);
                 mix.decoder = VoiceDecoder::new().ok();
+                mix.ready = 0..0;
             }
             mix.stats.packets += 1;
             mix.stats.bytes += p.payload.len() as u64;
             mix.stats.first_packet.get_or_insert(p.arrival);
             mix.jitter.sequence(p.seq);
-            mix.jitter.push(p.timestamp, p.payload, p.arrival);
+            // Not Opus: left out, so it counts as lost.
+            if let Some(samples) = packet_samples(&p.payload) {
+                mix.jitter.push(p.timestamp, p.payload, samples, p.arrival);
+            }
         }
         loop {
             match control.try_recv() {
@@ -379,7 +412,7 @@ fn run(
             let level = rms(&buf);
             p.stats.level = level;
             if level > 0.01 {
-                p.hang = 15;
+                p.hang = HANG;
             } else {
                 p.hang = p.hang.saturating_sub(1);
             }
@@ -424,7 +457,7 @@ fn run(
             room.played(&mix);
         }
         frames += 1;
-        if frames.is_multiple_of(5) {
+        if frames.is_multiple_of(PUBLISH) {
             publish(&stats, frames, sounds_started, &peers);
         }
     }
@@ -526,7 +559,10 @@ fn fallback(stats: &Mutex<MixerStats>, error: &str) -> Box<dyn Sink> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::opus::VoiceEncoder;
+    use crate::media::opus::{OPUS_FRAME, VoiceEncoder};
+
+    /// One packet's length in time.
+    const PACKET: Duration = Duration::from_micros(OPUS_FRAME as u64 * 1_000_000 / 48_000);
 
     #[test]
     fn a_peer_is_mixed_with_its_gain_and_pan_and_freed_on_remove() {
@@ -540,9 +576,9 @@ mod tests {
         let mut enc = VoiceEncoder::new().unwrap();
         let start = Instant::now();
         for k in 0..50u32 {
-            let mut f = [0.0; FRAME];
+            let mut f = [0.0; OPUS_FRAME];
             for (i, s) in f.iter_mut().enumerate() {
-                let n = k as usize * FRAME + i;
+                let n = k as usize * OPUS_FRAME + i;
                 *s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
             }
             let payload = enc.encode(&f).unwrap().unwrap().to_vec();
@@ -550,11 +586,11 @@ mod tests {
                 peer,
                 session: 1,
                 seq: k as u16,
-                timestamp: k * 960,
+                timestamp: k * OPUS_FRAME as u32,
                 payload,
                 arrival: Instant::now(),
             });
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(PACKET);
         }
         std::thread::sleep(Duration::from_millis(200));
         let stats = mixer.stats();
@@ -568,6 +604,60 @@ mod tests {
         assert!(!mixer.stats().peers.contains_key(&peer));
     }
 
+    /// A browser sends 20 ms packets, two of our ticks each: they play
+    /// whole, without a gap between the halves or between packets.
+    #[test]
+    fn packets_longer_than_a_tick_play_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("out.wav");
+        let mixer = Mixer::start(SpeakerSpec::Wav(wav.clone()), MixerLinks::default());
+        let peer = UserId(3);
+        let mut enc =
+            ::opus::Encoder::new(48_000, ::opus::Channels::Mono, ::opus::Application::Voip)
+                .unwrap();
+        let mut out = [0u8; 1500];
+        let start = Instant::now();
+        for k in 0..40u32 {
+            let mut f = [0.0f32; 960];
+            for (i, s) in f.iter_mut().enumerate() {
+                let n = k as usize * 960 + i;
+                *s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
+            }
+            let len = enc.encode_float(&f, &mut out).unwrap();
+            mixer.sender().packet(MixerPacket {
+                peer,
+                session: 1,
+                seq: k as u16,
+                timestamp: k * 960,
+                payload: out[..len].to_vec(),
+                arrival: Instant::now(),
+            });
+            crate::media::device::sleep_until(start + Duration::from_millis(20) * (k + 1));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let stats = mixer.stats();
+        drop(mixer);
+        // Only the end of the stream is concealed (60 ms, then silence).
+        let jitter = stats.peers[&peer].jitter;
+        assert_eq!((jitter.played, jitter.late), (40, 0), "{jitter:?}");
+        let (l, _) = crate::media::device::read_wav_stereo(&wav).unwrap();
+        // Every 5 ms from the first sound to 100 ms before the last packet
+        // is the tone (0.3 × the centre pan, RMS ≈ 0.15).
+        let start = l.iter().position(|s| s.abs() > 0.01).unwrap();
+        let windows: Vec<f32> = l[start + 480..start + 960 * 35]
+            .chunks_exact(240)
+            .map(crate::media::rms)
+            .collect();
+        assert!(
+            windows.iter().all(|r| (0.1..0.2).contains(r)),
+            "{:?}",
+            windows
+                .iter()
+                .map(|r| (r * 100.0).round())
+                .collect::<Vec<_>>()
+        );
+    }
+
     /// A flood of packets fills the packet queue; the `Remove` behind it
     /// still lands, and the flood's stragglers do not bring the peer back.
     #[test]
@@ -576,7 +666,7 @@ mod tests {
         let sender = mixer.sender();
         let payload = VoiceEncoder::new()
             .unwrap()
-            .encode(&[0.1; FRAME])
+            .encode(&[0.1; OPUS_FRAME])
             .unwrap()
             .unwrap()
             .to_vec();
@@ -586,7 +676,7 @@ mod tests {
                     peer,
                     session,
                     seq: k as u16,
-                    timestamp: k * 960,
+                    timestamp: k * OPUS_FRAME as u32,
                     payload: payload.clone(),
                     arrival: Instant::now(),
                 });

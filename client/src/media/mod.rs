@@ -26,14 +26,20 @@ pub use mixer::{
 
 /// Every stream in the pipeline runs at 48 kHz.
 pub const SAMPLE_RATE: u32 = 48_000;
-/// 20 ms: one Opus frame, one mixer tick.
-pub const FRAME: usize = 960;
+/// 10 ms: one mixer tick, one read from the microphone, one block of
+/// WebRTC's processing. Opus packets are [`opus::OPUS_FRAME`] long.
+pub const FRAME: usize = 480;
 /// Duration of one frame.
-pub const FRAME_DURATION: std::time::Duration = std::time::Duration::from_millis(20);
+pub const FRAME_DURATION: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// 20 ms of mono audio, samples in -1..1.
+/// Frames in `ms` milliseconds (for hold times and windows counted in ticks).
+pub const fn frames(ms: u32) -> u32 {
+    ms / FRAME_DURATION.as_millis() as u32
+}
+
+/// 10 ms of mono audio, samples in -1..1.
 pub type MonoFrame = [f32; FRAME];
-/// 20 ms of interleaved stereo audio (left, right, left, ...).
+/// 10 ms of interleaved stereo audio (left, right, left, ...).
 pub type StereoFrame = [f32; FRAME * 2];
 
 /// What can go wrong with audio devices and codecs.

@@ -1,8 +1,10 @@
 //! Opus through libopus: one encoder for the microphone (voice mode, mono
-//! 48 kHz, 20 ms frames, 48 kbit/s, in-band FEC, DTX), one decoder
-//! per peer with FEC recovery and packet-loss concealment.
+//! 48 kHz, [`OPUS_FRAME`]-long frames, 48 kbit/s, in-band FEC, DTX), one
+//! decoder per peer with FEC recovery and packet-loss concealment. The
+//! decoder takes packets of any length Opus allows (2.5 to 120 ms), so
+//! clients that send 20 ms (browsers) and 10 ms (Hallway) mix alike.
 
-use super::{FRAME, MediaError, MonoFrame, SAMPLE_RATE};
+use super::{FRAME, MediaError, SAMPLE_RATE};
 
 /// Average bitrate while talking (the SDP's `maxaveragebitrate`). PESQ
 /// wideband MOS through the whole pipeline (docs/benchmarks.md, "Speech
@@ -10,6 +12,25 @@ use super::{FRAME, MediaError, MonoFrame, SAMPLE_RATE};
 pub const BITRATE: i32 = 48_000;
 /// Largest packet we produce or accept.
 pub const MAX_PACKET: usize = 1500;
+/// Samples in each packet we send.
+pub const OPUS_FRAME: usize = FRAME;
+const _: () = assert!(OPUS_FRAME.is_multiple_of(FRAME) && OPUS_FRAME <= MAX_DECODED);
+/// One packet's worth of microphone samples.
+pub type OpusFrame = [f32; OPUS_FRAME];
+/// The longest packet Opus has: 120 ms.
+pub const MAX_DECODED: usize = 5760;
+/// What one packet decodes to, at most.
+pub type Decoded = [f32; MAX_DECODED];
+
+/// How many samples (at 48 kHz) an Opus packet holds, from its header;
+/// `None` if it is no Opus packet.
+pub fn packet_samples(packet: &[u8]) -> Option<u32> {
+    let n = opus::packet::get_nb_samples(packet, SAMPLE_RATE).ok()?;
+    (1..=MAX_DECODED)
+        .contains(&n)
+        .then(|| u32::try_from(n).ok())
+        .flatten()
+}
 
 pub struct VoiceEncoder {
     inner: opus::Encoder,
@@ -33,9 +54,9 @@ impl VoiceEncoder {
         })
     }
 
-    /// Encodes 20 ms. `None` means "nothing to send" (DTX during silence:
-    /// libopus returns a 1–2 byte packet that carries no audio).
-    pub fn encode(&mut self, frame: &MonoFrame) -> Result<Option<&[u8]>, MediaError> {
+    /// Encodes one frame. `None` means "nothing to send" (DTX during
+    /// silence: libopus returns a 1–2 byte packet that carries no audio).
+    pub fn encode(&mut self, frame: &OpusFrame) -> Result<Option<&[u8]>, MediaError> {
         let n = self.inner.encode_float(frame, &mut self.out)?;
         if n <= 2 {
             return Ok(None);
@@ -55,26 +76,27 @@ impl VoiceDecoder {
         })
     }
 
-    /// Decodes one packet into 20 ms. A packet that is not 20 ms long or not
-    /// Opus at all is an error (the caller conceals instead).
-    pub fn decode(&mut self, packet: &[u8], out: &mut MonoFrame) -> Result<(), MediaError> {
-        let n = self.inner.decode_float(packet, out, false)?;
-        if n != FRAME {
-            out[n.min(FRAME)..].fill(0.0);
-        }
-        Ok(())
+    /// Decodes one packet; returns how many samples it held.
+    pub fn decode(&mut self, packet: &[u8], out: &mut Decoded) -> Result<usize, MediaError> {
+        Ok(self.inner.decode_float(packet, out, false)?)
     }
 
-    /// Rebuilds a lost frame from the FEC data in the packet that follows it.
-    pub fn recover(&mut self, next_packet: &[u8], out: &mut MonoFrame) -> Result<(), MediaError> {
-        self.inner.decode_float(next_packet, out, true)?;
-        Ok(())
+    /// Rebuilds the `samples` lost before `next_packet` from its FEC data.
+    pub fn recover(
+        &mut self,
+        next_packet: &[u8],
+        samples: usize,
+        out: &mut Decoded,
+    ) -> Result<usize, MediaError> {
+        let out = &mut out[..samples.min(MAX_DECODED)];
+        Ok(self.inner.decode_float(next_packet, out, true)?)
     }
 
-    /// Packet-loss concealment: an estimate of the missing 20 ms.
-    pub fn conceal(&mut self, out: &mut MonoFrame) -> Result<(), MediaError> {
-        self.inner.decode_float(&[], out, false)?;
-        Ok(())
+    /// Packet-loss concealment: an estimate of `samples` missing (a
+    /// multiple of 2.5 ms).
+    pub fn conceal(&mut self, samples: usize, out: &mut Decoded) -> Result<usize, MediaError> {
+        let out = &mut out[..samples.min(MAX_DECODED)];
+        Ok(self.inner.decode_float(&[], out, false)?)
     }
 }
 
@@ -82,11 +104,11 @@ impl VoiceDecoder {
 mod tests {
     use super::*;
 
-    fn tone(hz: f32, n: usize, amp: f32) -> Vec<MonoFrame> {
+    fn tone(hz: f32, n: usize, amp: f32) -> Vec<OpusFrame> {
         let mut frames = Vec::new();
         let mut i = 0usize;
         for _ in 0..n {
-            let mut f = [0.0; FRAME];
+            let mut f = [0.0; OPUS_FRAME];
             for s in f.iter_mut() {
                 *s = amp * (2.0 * std::f32::consts::PI * hz * i as f32 / SAMPLE_RATE as f32).sin();
                 i += 1;
@@ -96,22 +118,27 @@ mod tests {
         frames
     }
 
+    /// Packets per second.
+    const RATE: usize = SAMPLE_RATE as usize / OPUS_FRAME;
+
     #[test]
     fn voice_round_trips_at_the_target_bitrate() {
         let mut enc = VoiceEncoder::new().unwrap();
         let mut dec = VoiceDecoder::new().unwrap();
         let mut bytes = 0;
-        let mut out = [0.0; FRAME];
+        let mut out = [0.0; MAX_DECODED];
         let mut level = 0.0;
-        for f in tone(440.0, 100, 0.3) {
+        for f in tone(440.0, 2 * RATE, 0.3) {
             let packet = enc
                 .encode(&f)
                 .unwrap()
                 .expect("a tone is not silence")
                 .to_vec();
             bytes += packet.len();
-            dec.decode(&packet, &mut out).unwrap();
-            level = super::super::rms(&out);
+            assert_eq!(packet_samples(&packet), Some(OPUS_FRAME as u32));
+            let n = dec.decode(&packet, &mut out).unwrap();
+            assert_eq!(n, OPUS_FRAME);
+            level = super::super::rms(&out[..n]);
         }
         let kbps = bytes as f32 * 8.0 / 2.0 / 1000.0;
         // VBR: at most the target and a little, not far below it.
@@ -126,12 +153,15 @@ mod tests {
     #[test]
     fn silence_is_not_sent() {
         let mut enc = VoiceEncoder::new().unwrap();
-        let silence = [0.0; FRAME];
-        let sent = (0..50)
+        let silence = [0.0; OPUS_FRAME];
+        let sent = (0..RATE)
             .filter(|_| enc.encode(&silence).unwrap().is_some())
             .count();
-        // DTX sends a few frames at the start, then one every 400 ms at most.
-        assert!(sent <= 12, "{sent} of 50 silent frames sent");
+        // DTX sends the first 200 ms or so, then one packet every 400 ms.
+        assert!(
+            sent * OPUS_FRAME <= SAMPLE_RATE as usize / 3,
+            "{sent} of {RATE} sent"
+        );
     }
 
     #[test]
@@ -142,13 +172,15 @@ mod tests {
             .iter()
             .map(|f| enc.encode(f).unwrap().unwrap().to_vec())
             .collect();
-        let mut out = [0.0; FRAME];
+        let mut out = [0.0; MAX_DECODED];
         for p in &packets[..10] {
             dec.decode(p, &mut out).unwrap();
         }
-        dec.recover(&packets[11], &mut out).unwrap();
-        assert!(super::super::rms(&out) > 0.05);
-        dec.conceal(&mut out).unwrap();
+        let n = dec.recover(&packets[11], OPUS_FRAME, &mut out).unwrap();
+        assert_eq!(n, OPUS_FRAME);
+        assert!(super::super::rms(&out[..n]) > 0.05);
+        assert_eq!(dec.conceal(FRAME, &mut out).unwrap(), FRAME);
         assert!(dec.decode(&[0xff; 3], &mut out).is_err() || super::super::rms(&out) < 1.0);
+        assert_eq!(packet_samples(&[]), None);
     }
 }

@@ -25,7 +25,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 /// 10 ms: the unit WebRTC's processing works in.
-pub const HALF: usize = FRAME / 2;
+pub const BLOCK: usize = SAMPLE_RATE as usize / 100;
+const _: () = assert!(FRAME.is_multiple_of(BLOCK));
 
 /// Which noise suppressor runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,8 +138,8 @@ pub struct EchoReference {
 
 impl EchoReference {
     /// Takes the next 10 ms of output, downmixed to mono, if there is one.
-    fn next(&mut self, mono: &mut [f32; HALF]) -> bool {
-        let Ok(chunk) = self.ring.read_chunk(HALF * 2) else {
+    fn next(&mut self, mono: &mut [f32; BLOCK]) -> bool {
+        let Ok(chunk) = self.ring.read_chunk(BLOCK * 2) else {
             return false;
         };
         let (a, b) = chunk.as_slices();
@@ -180,7 +181,7 @@ pub struct ProcessingStats {
 /// Windows kept in [`ProcessingStats::windows`].
 const WINDOWS: usize = 120;
 /// Frames per window (0.5 s).
-const WINDOW_FRAMES: u32 = 25;
+const WINDOW_FRAMES: u32 = super::frames(500);
 
 /// The capture processing chain. One per capture thread.
 pub struct Processor {
@@ -192,8 +193,8 @@ pub struct Processor {
     agc: Option<sonora::AudioProcessing>,
     rnnoise: Option<Denoiser>,
     reference: Option<EchoReference>,
-    far: [f32; HALF],
-    input: [f32; HALF],
+    far: [f32; BLOCK],
+    input: [f32; BLOCK],
     window: (f64, f64, u32),
     busy: (f64, u64),
     stats: ProcessingStats,
@@ -222,8 +223,8 @@ impl Processor {
             agc: None,
             rnnoise: None,
             reference,
-            far: [0.0; HALF],
-            input: [0.0; HALF],
+            far: [0.0; BLOCK],
+            input: [0.0; BLOCK],
             window: (0.0, 0.0, 0),
             busy: (0.0, 0),
             stats: ProcessingStats::default(),
@@ -273,7 +274,7 @@ impl Processor {
         }
     }
 
-    /// Processes one 20 ms frame in place; returns RNNoise's voice
+    /// Processes one frame in place; returns RNNoise's voice
     /// probability when it ran.
     pub fn process(&mut self, frame: &mut MonoFrame) -> Option<f32> {
         let before = super::rms(frame);
@@ -286,13 +287,13 @@ impl Processor {
         }
         let started = Instant::now();
         let mut vad = None;
-        for half in frame.chunks_exact_mut(HALF) {
+        for block in frame.chunks_exact_mut(BLOCK) {
             if self.config.echo_cancellation
                 && let Some(reference) = self.reference.as_mut()
             {
                 while reference.next(&mut self.far) {
                     // The render output is unused (nothing is done to it).
-                    let mut unused = [0.0; HALF];
+                    let mut unused = [0.0; BLOCK];
                     if let Err(e) = self
                         .apm
                         .process_render_f32(&[&self.far], &mut [&mut unused])
@@ -301,23 +302,23 @@ impl Processor {
                     }
                 }
             }
-            self.input.copy_from_slice(half);
-            if let Err(e) = self.apm.process_capture_f32(&[&self.input], &mut [half]) {
+            self.input.copy_from_slice(block);
+            if let Err(e) = self.apm.process_capture_f32(&[&self.input], &mut [block]) {
                 tracing::debug!("capture processing: {e:?}");
             }
             if let Some(d) = self.rnnoise.as_mut() {
-                let p = d.process(half);
+                let p = d.process(block);
                 vad = Some(vad.map_or(p, |v: f32| v.max(p)));
             }
             if let Some(agc) = self.agc.as_mut() {
-                self.input.copy_from_slice(half);
-                if let Err(e) = agc.process_capture_f32(&[&self.input], &mut [half]) {
+                self.input.copy_from_slice(block);
+                if let Err(e) = agc.process_capture_f32(&[&self.input], &mut [block]) {
                     tracing::debug!("gain control: {e:?}");
                 }
             }
         }
         self.busy.0 += started.elapsed().as_secs_f64();
-        self.busy.1 += 2;
+        self.busy.1 += (FRAME / BLOCK) as u64;
         self.account(before, super::rms(frame));
         vad
     }
@@ -412,11 +413,12 @@ mod tests {
             *s = if i % 2 == 0 { 0.25 } else { -0.5 };
         }
         tap.played(&frame);
-        let mut mono = [0.0; HALF];
-        assert!(reference.next(&mut mono));
-        assert!(mono.iter().all(|s| *s == -0.125), "{:?}", &mono[..4]);
-        assert!(reference.next(&mut mono));
-        assert!(!reference.next(&mut mono), "one frame is two blocks");
+        let mut mono = [0.0; BLOCK];
+        for _ in 0..FRAME / BLOCK {
+            assert!(reference.next(&mut mono));
+            assert!(mono.iter().all(|s| *s == -0.125), "{:?}", &mono[..4]);
+        }
+        assert!(!reference.next(&mut mono), "one frame, and no more");
         // A capture that does not read: the ring fills and the mixer goes on.
         for _ in 0..100 {
             tap.played(&frame);
@@ -439,7 +441,7 @@ mod tests {
             Some(reference),
         );
         // The far end: noise in syllables (broadband, like speech, and
-        // seeded); the echo comes back 60 ms (3 frames) later at half level.
+        // seeded); the echo comes back 60 ms later at half level.
         let mut played: VecDeque<MonoFrame> = VecDeque::new();
         let mut t = 0usize;
         let mut seed = 0x2545_f491_u32;
@@ -450,7 +452,8 @@ mod tests {
             seed as f32 / u32::MAX as f32 - 0.5
         };
         let mut energy = (0.0f64, 0.0f64);
-        for k in 0..150 {
+        let echo_frames = super::super::frames(60) as usize;
+        for k in 0..super::super::frames(3000) {
             let mut out: StereoFrame = [0.0; FRAME * 2];
             let mut mono: MonoFrame = [0.0; FRAME];
             for (i, m) in mono.iter_mut().enumerate() {
@@ -465,7 +468,7 @@ mod tests {
             tap.played(&out);
             played.push_back(mono);
             let mut mic: MonoFrame = [0.0; FRAME];
-            if played.len() > 3
+            if played.len() > echo_frames
                 && let Some(old) = played.pop_front()
             {
                 for (d, s) in mic.iter_mut().zip(old.iter()) {
@@ -474,7 +477,7 @@ mod tests {
             }
             let before = super::super::rms(&mic);
             p.process(&mut mic);
-            if k >= 50 {
+            if k >= super::super::frames(1000) {
                 energy.0 += f64::from(before * before);
                 energy.1 += f64::from(super::super::rms(&mic).powi(2));
             }

@@ -195,9 +195,9 @@ mod tests {
         loud.fill(0.0);
         speaker.played(&loud);
         speaker.played(&loud);
-        // Heard: 40 ms (two frames) of the source alone, then 0.4 on top.
+        // Heard: 40 ms of the source alone, then 0.4 on top for a frame.
         let mut heard = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..super::super::frames(40) + 2 {
             let mut frame: MonoFrame = [0.1; FRAME];
             mic.hear(&mut frame);
             heard.extend_from_slice(&frame);
@@ -232,9 +232,9 @@ mod tests {
             }
             .build();
             let mut heard = Vec::new();
-            for k in 0..100 {
+            for k in 0..super::super::frames(2000) {
                 let mut out: StereoFrame = [0.0; FRAME * 2];
-                if k % 5 == 0 {
+                if k % super::super::frames(100) == 0 {
                     out[0] = 1.0;
                     out[1] = 1.0;
                 }

@@ -62,7 +62,7 @@ impl Generator {
     }
 }
 
-/// A fake microphone: generates 20 ms at a time, paced like a real one.
+/// A fake microphone: generates 10 ms at a time, paced like a real one.
 #[derive(Debug)]
 pub struct FakeSource {
     name: String,
@@ -105,7 +105,7 @@ impl FakeSource {
 
 impl Source for FakeSource {
     fn read(&mut self, frame: &mut MonoFrame) -> Result<(), MediaError> {
-        // The frame is complete once its 20 ms have passed, as with a device.
+        // The frame is complete once its 10 ms have passed, as with a device.
         if self.fail_at.is_some_and(|at| self.frames >= at) {
             return Err(MediaError::Stopped);
         }
@@ -232,7 +232,7 @@ impl WavSink {
             pacer: Pacer::new(),
             clock: RecordingClock {
                 frames: Arc::new(AtomicU64::new(0)),
-                // Frame 0 is written (played) when its first 20 ms tick ends.
+                // Frame 0 is written (played) when its first 10 ms tick ends.
                 started: SystemTime::now() + FRAME_DURATION,
             },
             since_flush: 0,
@@ -331,7 +331,10 @@ mod tests {
             src.read(&mut frame).unwrap();
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(195), "{took:?}");
+        assert!(
+            took >= FRAME_DURATION * 10 - Duration::from_millis(5),
+            "{took:?}"
+        );
         assert!((crate::media::rms(&frame) - 0.3 / 2f32.sqrt()).abs() < 0.01);
     }
 

@@ -1,6 +1,6 @@
 //! The hardware edge: microphones and speakers through cpal ([`native`]), and the fake
 //! devices that stand in for them ([`fake`]: a tone, a click train or a WAV file for a
-//! microphone; a WAV file for a speaker). A source hands out 20 ms frames at
+//! microphone; a WAV file for a speaker). A source hands out 10 ms frames at
 //! the pace of real time; a sink takes them at that pace. Everything after a
 //! source and before a sink is the same pipeline whichever device it is.
 //!
@@ -174,9 +174,9 @@ impl SpeakerSpec {
     }
 }
 
-/// A place voice comes from, one 20 ms frame at a time.
+/// A place voice comes from, one 10 ms frame at a time.
 pub trait Source {
-    /// Fills `frame` with the next 20 ms, waiting until they have been captured.
+    /// Fills `frame` with the next 10 ms, waiting until they have been captured.
     fn read(&mut self, frame: &mut MonoFrame) -> Result<(), MediaError>;
     /// A human-readable name for settings and logs.
     fn name(&self) -> String;
@@ -187,7 +187,7 @@ pub trait Source {
     }
 }
 
-/// A place mixed voice goes to, one 20 ms stereo frame at a time.
+/// A place mixed voice goes to, one 10 ms stereo frame at a time.
 pub trait Sink {
     /// Waits until the device wants the next frame.
     fn wait(&mut self) -> Result<(), MediaError>;
@@ -267,7 +267,7 @@ pub fn open_wav(spec: &SpeakerSpec) -> Option<Result<WavSink, MediaError>> {
 }
 
 /// Sleeps until `deadline`. Linux wakes sleepers within ~0.1 ms, plenty for
-/// 20 ms frames; spinning for the last bit cost ~7% of a core per pacer.
+/// 10 ms frames; spinning for the last bit cost ~7% of a core per pacer.
 pub(crate) fn sleep_until(deadline: Instant) {
     let now = Instant::now();
     if deadline > now {
@@ -275,7 +275,7 @@ pub(crate) fn sleep_until(deadline: Instant) {
     }
 }
 
-/// Real-time pacing for fakes: frame `n` is due at `start + n * 20 ms`.
+/// Real-time pacing for fakes: frame `n` is due at `start + n * 10 ms`.
 /// If the thread fell far behind (a suspended laptop, a debugger), it skips
 /// ahead instead of bursting.
 #[derive(Debug)]

@@ -86,7 +86,7 @@ fn pick_config(
 const RING: usize = SAMPLE_RATE as usize * 2;
 
 /// A microphone through cpal. The callback pushes raw interleaved samples
-/// into a ring; `read` downmixes, resamples and cuts 20 ms frames.
+/// into a ring; `read` downmixes, resamples and cuts 10 ms frames.
 pub struct CpalSource {
     name: String,
     _stream: cpal::Stream,
@@ -225,11 +225,11 @@ pub struct CpalSink {
     mono: Vec<f32>,
 }
 
-/// The mixer writes its next 20 ms once no more than this is still queued
-/// for the device: 10 ms of stereo, so our ring adds 10–30 ms (20 on
+/// The mixer writes its next 10 ms once no more than this is still queued
+/// for the device: 10 ms of stereo, so our ring adds 10–20 ms (15 on
 /// average) on top of the device's own buffer, and a mixer tick may come up
 /// to 10 ms late without a gap.
-const SINK_QUEUE: usize = FRAME;
+const SINK_QUEUE: usize = 2 * SAMPLE_RATE as usize / 100;
 
 impl CpalSink {
     pub(super) fn open(spec: &SpeakerSpec) -> Result<CpalSink, MediaError> {
