@@ -6,7 +6,8 @@
 //!
 //! - `network`: a talker with the app's processing and a listener losing or
 //!   delaying her packets (seeded): none; 5, 10, 20% random; 5, 10, 20% in
-//!   bursts of 3; 30 ms of jitter. One pair at a time: two cores do not hold
+//!   bursts of 3; 30 ms of jitter (`HALLWAY_SPEECH_CONDITION=jitter` runs
+//!   only the conditions whose name has that in it). One pair at a time: two cores do not hold
 //!   more calls without the threads' timing (and so the jitter buffers)
 //!   suffering.
 //! - `suppressors`: no processing, the standard suppressor (WebRTC NS) and
@@ -140,10 +141,15 @@ fn network(addr: &str, dir: &Path) {
          suppressor, automatic gain):"
     );
     println!(
-        "  {:<18} {:>6}  {:>7} {:>9} {:>9} {:>9}",
-        "", "MOS", "played", "FEC", "concealed", "target"
+        "  {:<18} {:>6}  {:>7} {:>9} {:>9} {:>5} {:>7} {:>9}",
+        "", "MOS", "played", "FEC", "concealed", "late", "dropped", "target"
     );
+    // HALLWAY_SPEECH_CONDITION=jitter runs only the conditions so named.
+    let only = std::env::var("HALLWAY_SPEECH_CONDITION").unwrap_or_default();
     for (i, (name, impair)) in conditions.iter().enumerate() {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let out = dir.join(format!("network-{i}.wav"));
         let ann = talker(
             addr,
@@ -163,11 +169,13 @@ fn network(addr: &str, dir: &Path) {
             .and_then(|p| p.jitter)
             .unwrap_or_default();
         println!(
-            "  {name:<18} {:>6}  {:>7} {:>9} {:>9} {:>6.0} ms",
+            "  {name:<18} {:>6}  {:>7} {:>9} {:>9} {:>5} {:>7} {:>6.0} ms",
             mos(&out),
             j.played,
             j.recovered,
             j.concealed,
+            j.late,
+            j.dropped,
             j.target_ms
         );
     }

@@ -445,7 +445,7 @@ fn answers_state_hallways_own_codecs_whatever_the_offer_says() {
     let audio = section(&answer, "audio");
     assert!(audio.contains(&"a=rtpmap:109 opus/48000/2"), "{audio:?}");
     assert!(
-        audio.contains(&"a=fmtp:109 minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=48000"),
+        audio.contains(&"a=fmtp:109 minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=56000"),
         "{audio:?}"
     );
     assert!(

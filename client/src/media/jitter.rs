@@ -183,8 +183,9 @@ impl JitterBuffer {
             && ext < next
         {
             self.stats.late += 1;
-            // It missed its tick: play later from now on, up to the ceiling.
-            self.late_penalty_ms = (self.late_penalty_ms + 20.0).min(MAX_TARGET_MS);
+            // It missed its tick: play a packet later from the next spurt
+            // on, up to the ceiling.
+            self.late_penalty_ms = (self.late_penalty_ms + self.packet_ms).min(MAX_TARGET_MS);
             if self.conceal_run > 0 && next - ext <= i64::from(self.conceal_run) {
                 // What was just concealed: play it after all, that much
                 // later.
@@ -279,7 +280,9 @@ impl JitterBuffer {
             // The packet after the lost one carries it as FEC.
             let payload = e.payload.clone();
             self.next = Some(k);
-            self.conceal_run = self.conceal_run.saturating_add(e.samples);
+            // Played after all (from FEC): should the lost packet turn up
+            // now, it is too late.
+            self.conceal_run = 0;
             self.stats.recovered += 1;
             return Playout::Recover(payload, e.samples);
         }
@@ -458,8 +461,24 @@ mod tests {
         assert_eq!(jb.pop(t0 + TICK), Playout::Conceal(N));
         jb.push(N, pkt(1), N, t0 + TICK + Duration::from_millis(3));
         assert_eq!(jb.stats().late, 1);
-        assert!(jb.stats().target_ms >= MIN_TARGET_MS + 20.0);
+        assert!(jb.stats().target_ms >= MIN_TARGET_MS + 10.0);
         assert_eq!(jb.pop(t0 + TICK * 2), Playout::Packet(pkt(1), N));
+    }
+
+    /// A packet rebuilt from FEC that turns up afterwards has been played:
+    /// it is not played again.
+    #[test]
+    fn a_rebuilt_packet_that_comes_late_is_not_played_twice() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        jb.push(0, pkt(0), N, t0);
+        assert_eq!(jb.pop(t0), Playout::Packet(pkt(0), N));
+        jb.push(2 * N, pkt(2), N, t0 + TICK);
+        assert_eq!(jb.pop(t0 + TICK), Playout::Recover(pkt(2), N));
+        jb.push(N, pkt(1), N, t0 + TICK + Duration::from_millis(2));
+        assert_eq!(jb.stats().late, 1);
+        assert_eq!(jb.pop(t0 + TICK * 2), Playout::Packet(pkt(2), N));
+        assert_eq!(jb.pop(t0 + TICK * 3), Playout::Conceal(N));
     }
 
     #[test]

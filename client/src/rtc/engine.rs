@@ -21,7 +21,7 @@ use webrtc::rtp_transceiver::rtp_codec::{
 /// Dynamic payload type we offer for Opus (answers may choose another).
 pub const OPUS_PT: u8 = 111;
 /// The SDP format parameters of §6.4.
-pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=48000";
+pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1;maxaveragebitrate=56000";
 /// Dynamic payload type we offer for H.264 (webrtc-rs's own for this fmtp).
 pub const H264_PT: u8 = 125;
 /// Constrained Baseline, non-interleaved packetization (§6.4).
