@@ -2,9 +2,10 @@
 //! a fake), processes them (echo cancellation, noise suppression, automatic
 //! gain: [`super::processing`]), detects speech, applies mute and push-to-talk,
 //! encodes Opus (one packet per [`OPUS_FRAME`]) and hands each packet, with
-//! its RTP timestamp, to whoever sends it (the WebRTC track). If the microphone cannot be opened or stops,
-//! the thread says so in its stats and keeps retrying every few seconds, so a
-//! microphone plugged in later starts working.
+//! its RTP timestamp, to whoever sends it (the WebRTC track). If the
+//! microphone cannot be opened or stops, the thread says so in its stats and
+//! keeps retrying every few seconds, so a microphone plugged in later starts
+//! working.
 
 use super::device::{MicSpec, open_source};
 use super::opus::{OPUS_FRAME, OpusFrame, VoiceEncoder};

@@ -2,9 +2,10 @@
 //! audio from each peer (decoding packets from its jitter buffer as needed,
 //! with FEC or concealment for losses; a packet longer than a tick plays
 //! over several), applies that peer's gain (distance curve × per-user
-//! volume) and equal-power pan, mixes, and plays the result. Gains move to their new
-//! values over one frame, so walking around never clicks. The thread owns all
-//! per-peer state; everything else talks to it through a channel.
+//! volume) and equal-power pan, mixes, and plays the result. Gains move to
+//! their new values over one frame, so walking around never clicks. The
+//! thread owns all per-peer state; everything else talks to it through a
+//! channel.
 
 use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, open_sink, open_wav};
 use super::jitter::{JitterBuffer, JitterStats, Playout};
