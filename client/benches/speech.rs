@@ -20,9 +20,13 @@
 //!   packet, else concealment) and no network or clocks: the ceiling the
 //!   pipeline can reach, and which stage costs what.
 //!
+//! - `stretch`: the clean sentence alone, stretched a pitch period at a time
+//!   every so often as the mixer does within a talk spurt: what that costs
+//!   PESQ by itself.
+//!
 //! Needs python3 with pesq, numpy and scipy (installed with pip if missing).
 //! Run: `cargo bench -p hallway-client --bench speech -- [network]
-//! [suppressors] [offline]` (default: all).
+//! [suppressors] [offline] [stretch]` (default: all).
 
 mod common;
 
@@ -141,8 +145,18 @@ fn network(addr: &str, dir: &Path) {
          suppressor, automatic gain):"
     );
     println!(
-        "  {:<18} {:>6}  {:>7} {:>9} {:>9} {:>5} {:>7} {:>9}",
-        "", "MOS", "played", "FEC", "concealed", "late", "dropped", "target"
+        "  {:<18} {:>6}  {:>7} {:>9} {:>9} {:>5} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "",
+        "MOS",
+        "played",
+        "FEC",
+        "concealed",
+        "late",
+        "dropped",
+        "expanded",
+        "sped up",
+        "target",
+        "delay"
     );
     // HALLWAY_SPEECH_CONDITION=jitter runs only the conditions so named.
     let only = std::env::var("HALLWAY_SPEECH_CONDITION").unwrap_or_default();
@@ -169,14 +183,17 @@ fn network(addr: &str, dir: &Path) {
             .and_then(|p| p.jitter)
             .unwrap_or_default();
         println!(
-            "  {name:<18} {:>6}  {:>7} {:>9} {:>9} {:>5} {:>7} {:>6.0} ms",
+            "  {name:<18} {:>6}  {:>7} {:>9} {:>9} {:>5} {:>7} {:>9} {:>9} {:>6.0} ms {:>6.0} ms",
             mos(&out),
             j.played,
             j.recovered,
             j.concealed,
             j.late,
             j.dropped,
-            j.target_ms
+            j.expanded,
+            j.accelerated,
+            j.target_ms,
+            j.delay_ms
         );
     }
 }
@@ -366,6 +383,82 @@ fn offline(dir: &Path) {
     }
 }
 
+/// What stretching costs by itself: the clean sentence, three readings, with
+/// a pitch period played twice or left out (as the mixer does within a talk
+/// spurt, [`hallway_client::media::stretch`]) every so often; no processing,
+/// codec or network.
+fn stretching(dir: &Path) {
+    use hallway_client::media::FRAME;
+    use hallway_client::media::stretch::{HISTORY, accelerate, expand};
+    let Ok(voice) = hallway_client::media::device::read_wav_mono(&clean_speech()) else {
+        println!("stretch: no speech sample");
+        return;
+    };
+    let source: Vec<f32> = voice.iter().chain(&voice).chain(&voice).copied().collect();
+    println!("Stretching alone (clean sentence, no codec), PESQ wideband MOS:");
+    let runs: [(&str, usize, Option<bool>); 6] = [
+        ("never", 0, None),
+        ("every 1.2 s, both ways", 120, None),
+        ("every 0.6 s, both ways", 60, None),
+        ("every 0.3 s, both ways", 30, None),
+        ("every 0.6 s, expand", 60, Some(true)),
+        ("every 0.6 s, accelerate", 60, Some(false)),
+    ];
+    for (r, (name, every, only)) in runs.into_iter().enumerate() {
+        let mut history = [0.0f32; HISTORY];
+        let mut out: Vec<f32> = Vec::with_capacity(source.len() * 2);
+        let (mut at, mut expanded, mut accelerated) = (0, 0, 0);
+        // Whether a stretch is due (expand if true), until one succeeds.
+        let mut due: Option<bool> = None;
+        let mut buf = vec![0.0f32; 4 * FRAME];
+        for k in 0.. {
+            let Some(packet) = source.get(at..at + FRAME) else {
+                break;
+            };
+            buf[..FRAME].copy_from_slice(packet);
+            at += FRAME;
+            let mut n = FRAME;
+            if every > 0 && k > 0 && k % every == 0 {
+                due = Some(only.unwrap_or((k / every) % 2 == 1));
+            }
+            match due {
+                Some(true) => {
+                    if let Some(m) = expand(&history, &mut buf, n) {
+                        (n, due) = (m, None);
+                        expanded += 1;
+                    }
+                }
+                Some(false) => {
+                    // Two packets, as the mixer takes when speeding up.
+                    if let Some(next) = source.get(at..at + FRAME) {
+                        buf[FRAME..2 * FRAME].copy_from_slice(next);
+                        at += FRAME;
+                        n = 2 * FRAME;
+                    }
+                    if let Some(m) = accelerate(&mut buf, n) {
+                        (n, due) = (m, None);
+                        accelerated += 1;
+                    }
+                }
+                None => {}
+            }
+            out.extend_from_slice(&buf[..n]);
+            if let Some(last) = out.get(out.len().saturating_sub(HISTORY)..)
+                && last.len() == HISTORY
+            {
+                history.copy_from_slice(last);
+            }
+        }
+        let path = dir.join(format!("stretch-{r}.wav"));
+        common::write_wav(&path, 2, out.iter().flat_map(|s| [*s, *s])).expect("wav");
+        println!(
+            "  {name:<26} {:>6}  ({expanded} expanded, {accelerated} sped up in {:.1} s)",
+            mos(&path),
+            source.len() as f64 / 48_000.0
+        );
+    }
+}
+
 fn main() {
     hallway_client::init_logging("off");
     let only = common::sections();
@@ -376,6 +469,9 @@ fn main() {
     }
     if run("offline") {
         offline(&std::env::temp_dir());
+    }
+    if run("stretch") {
+        stretching(&std::env::temp_dir());
     }
     let server = common::BenchServer::start(|_| {});
     let dir = tempfile::tempdir().expect("tempdir");

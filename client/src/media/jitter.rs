@@ -2,18 +2,27 @@
 //!
 //! Packets are ordered by RTP timestamp and may be of any length (Hallway
 //! sends 10 ms, browsers 20 ms; the caller reads each packet's length from
-//! its Opus header). At the start of each talk spurt the first packet is held
-//! for `target - 10 ms` before it plays (one mixer tick adds up to 10 ms
-//! more); then the mixer takes packets as it needs samples. The target
-//! follows the measured interarrival jitter (RFC 3550's estimator) between 10
-//! and 80 ms, and jumps up when a packet arrives too late to play; it drifts
-//! back down when the network is calm. A missing packet is rebuilt from the
-//! FEC data in the next packet if that has arrived, else concealed; after 60
-//! ms with nothing buffered the peer is considered silent (DTX) until the
-//! next packet starts a new spurt. A gap in the sequence numbers (a packet
-//! lost on the way, or overtaken) adds one packet to the target, as NetEq
-//! does: the packet after a lost one is then there in time for its FEC to
-//! rebuild it.
+//! its Opus header). The playout delay is measured from the fastest of the
+//! last [`RECENT`] packets: how long after the earliest it could have come
+//! a packet plays. At the start of each talk spurt the first packet is held
+//! until that delay reaches `target - 10 ms` (one mixer tick adds up to
+//! 10 ms more); then the mixer takes packets as it needs samples. The target
+//! follows the measured interarrival jitter (RFC 3550's estimator) between
+//! 10 and 80 ms, and jumps up when a packet arrives too late to play, to the
+//! delay it would have made; it drifts back down when the network is calm.
+//!
+//! Within a spurt the delay follows the target too, but loosely: each packet
+//! that plays says whether to stretch it ([`Stretch`]; the mixer does it
+//! with [`super::stretch`], a pitch period at a time) once the delay is
+//! more than 20 ms short of the target or 30 ms past it. PESQ marks each
+//! stretch in the middle of speech down by about 0.1, so the band is wide.
+//!
+//! A missing packet is rebuilt from the FEC data in the next packet if that
+//! has arrived, else concealed; after 60 ms with nothing buffered the peer
+//! is considered silent (DTX) until the next packet starts a new spurt. A
+//! gap in the sequence numbers (a packet lost on the way, or overtaken) adds
+//! one packet to the target, as NetEq does: the packet after a lost one is
+//! then there in time for its FEC to rebuild it.
 
 use super::{FRAME, FRAME_DURATION};
 use std::collections::BTreeMap;
@@ -33,6 +42,26 @@ const MAX_CONCEAL: u32 = 2880;
 /// A sequence number this far ahead of the newest is a loss; further is a
 /// new stream (or garbage) and only resets the count.
 const LOSS_GAP: u16 = 100;
+
+/// Packets the fastest transit is looked for among (1.3 s of ours).
+const RECENT: usize = 128;
+/// Below the target by more than this, and playout slows down; above by
+/// more than this, it speeds up. A spurt starts up to a tick below the
+/// target. Wide, because every stretch in the middle of speech costs PESQ
+/// (docs/benchmarks.md, "Stretching").
+const BELOW_TARGET_MS: f64 = 20.0;
+const ABOVE_TARGET_MS: f64 = 30.0;
+
+/// Whether the packet just played should be stretched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stretch {
+    /// Play it as it is.
+    None,
+    /// The delay is well short of the target: play a pitch period more.
+    Expand,
+    /// The delay is well past the target: play a pitch period less.
+    Accelerate,
+}
 
 /// What to play next.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +84,13 @@ pub struct JitterStats {
     pub concealed: u64,
     pub late: u64,
     pub dropped: u64,
+    /// Pitch periods played twice, and left out ([`Stretch`]).
+    pub expanded: u64,
+    pub accelerated: u64,
     pub jitter_ms: f64,
+    /// How long after the fastest recent packet's arrival the last packet
+    /// played.
+    pub delay_ms: f64,
     pub target_ms: f64,
 }
 
@@ -77,6 +112,9 @@ pub struct JitterBuffer {
     conceal_run: u32,
     epoch: Instant,
     last_transit: Option<f64>,
+    /// The transits (ms) of the last [`RECENT`] packets, a ring.
+    transits: [f64; RECENT],
+    transit_count: usize,
     jitter_ms: f64,
     late_penalty_ms: f64,
     /// One packet while losses have been seen lately (time for FEC).
@@ -86,6 +124,8 @@ pub struct JitterBuffer {
     /// The newest RTP sequence number seen.
     newest_seq: Option<u16>,
     last_tick: Option<Instant>,
+    /// What the packet last played wants.
+    stretch: Stretch,
     stats: JitterStats,
 }
 
@@ -98,12 +138,15 @@ impl JitterBuffer {
             conceal_run: 0,
             epoch: now,
             last_transit: None,
+            transits: [0.0; RECENT],
+            transit_count: 0,
             jitter_ms: 0.0,
             late_penalty_ms: 0.0,
             loss_penalty_ms: 0.0,
             packet_ms: 20.0,
             newest_seq: None,
             last_tick: None,
+            stretch: Stretch::None,
             stats: JitterStats {
                 target_ms: MIN_TARGET_MS,
                 ..JitterStats::default()
@@ -174,6 +217,10 @@ impl JitterBuffer {
             self.jitter_ms += (d - self.jitter_ms) / 16.0;
         }
         self.last_transit = Some(transit);
+        if let Some(slot) = self.transits.get_mut(self.transit_count % RECENT) {
+            *slot = transit;
+        }
+        self.transit_count = self.transit_count.wrapping_add(1);
         let entry = Entry {
             payload,
             samples,
@@ -183,9 +230,15 @@ impl JitterBuffer {
             && ext < next
         {
             self.stats.late += 1;
-            // It missed its tick: play a packet later from the next spurt
-            // on, up to the ceiling.
-            self.late_penalty_ms = (self.late_penalty_ms + self.packet_ms).min(MAX_TARGET_MS);
+            // It missed its tick: aim for a delay it would have made, with a
+            // packet to spare, up to the ceiling (stretching gets there
+            // within the spurt).
+            let needed = transit - self.fastest().unwrap_or(transit) + self.packet_ms;
+            let without = self.target_ms() - self.late_penalty_ms;
+            self.late_penalty_ms = self
+                .late_penalty_ms
+                .max(needed - without)
+                .clamp(0.0, MAX_TARGET_MS);
             if self.conceal_run > 0 && next - ext <= i64::from(self.conceal_run) {
                 // What was just concealed: play it after all, that much
                 // later.
@@ -199,6 +252,45 @@ impl JitterBuffer {
             self.packets.pop_first();
             self.stats.dropped += 1;
         }
+    }
+
+    /// Whether the packet the last [`JitterBuffer::pop`] returned should be
+    /// stretched.
+    pub fn stretch(&self) -> Stretch {
+        self.stretch
+    }
+
+    /// The mixer played `samples` more (or, negative, fewer) than the
+    /// packet held.
+    pub fn stretched(&mut self, samples: i64) {
+        match samples.signum() {
+            1 => self.stats.expanded += 1,
+            -1 => self.stats.accelerated += 1,
+            _ => {}
+        }
+    }
+
+    /// Whether the packet due next is here (so taking it now loses nothing).
+    pub fn next_is_here(&self) -> bool {
+        self.next.is_some_and(|n| self.packets.contains_key(&n))
+    }
+
+    /// The least transit (ms) among the last [`RECENT`] packets.
+    fn fastest(&self) -> Option<f64> {
+        let recent = self.transits.get(..self.transit_count.min(RECENT))?;
+        let fastest = recent.iter().copied().fold(f64::INFINITY, f64::min);
+        fastest.is_finite().then_some(fastest)
+    }
+
+    /// How long after the fastest recent packet could have arrived the
+    /// sample `ts` plays at `now`, in ms.
+    fn delay_ms(&self, ts: i64, now: Instant) -> f64 {
+        let Some(fastest) = self.fastest() else {
+            return 0.0;
+        };
+        let playout = now.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0
+            - ts as f64 / TS_PER_MS;
+        playout - fastest
     }
 
     /// How much audio is buffered, in ms.
@@ -218,13 +310,21 @@ impl JitterBuffer {
             self.loss_penalty_ms = (self.loss_penalty_ms - 2.0 * secs).max(0.0);
         }
         self.last_tick = Some(now);
+        self.stretch = Stretch::None;
         let mut next = match self.next {
             Some(n) => n,
             None => {
                 let Some((&first, entry)) = self.packets.first_key_value() else {
                     return Playout::Silence;
                 };
-                let hold = self.target().saturating_sub(FRAME_DURATION);
+                // Held until the target (less the tick to come) after the
+                // fastest it could have come: a first packet that came late
+                // has waited part of its hold on the way.
+                let late_by = self.delay_ms(first, entry.arrival).max(0.0);
+                let hold = self.target().saturating_sub(FRAME_DURATION).saturating_sub(
+                    Duration::try_from_secs_f64(late_by.min(MAX_TARGET_MS) / 1000.0)
+                        .unwrap_or_default(),
+                );
                 if now < entry.arrival + hold {
                     return Playout::Silence;
                 }
@@ -250,6 +350,18 @@ impl JitterBuffer {
             self.packets.pop_first();
         }
         if let Some(e) = self.packets.remove(&next) {
+            let delay = self.delay_ms(next, now);
+            self.stats.delay_ms = delay;
+            self.stretch = if self.next.is_none() {
+                // The spurt's first packet: its hold set the delay.
+                Stretch::None
+            } else if delay < target - BELOW_TARGET_MS {
+                Stretch::Expand
+            } else if delay > target + ABOVE_TARGET_MS {
+                Stretch::Accelerate
+            } else {
+                Stretch::None
+            };
             self.next = Some(next + i64::from(e.samples));
             self.conceal_run = 0;
             self.stats.played += 1;
@@ -461,7 +573,9 @@ mod tests {
         assert_eq!(jb.pop(t0 + TICK), Playout::Conceal(N));
         jb.push(N, pkt(1), N, t0 + TICK + Duration::from_millis(3));
         assert_eq!(jb.stats().late, 1);
-        assert!(jb.stats().target_ms >= MIN_TARGET_MS + 10.0);
+        // It came 3 ms after the fastest; a packet to spare.
+        let target = jb.stats().target_ms;
+        assert!((13.0..14.0).contains(&target), "{target}");
         assert_eq!(jb.pop(t0 + TICK * 2), Playout::Packet(pkt(1), N));
     }
 
@@ -566,5 +680,99 @@ mod tests {
             f64::from(left) / TS_PER_MS <= MAX_TARGET_MS + 40.0,
             "{left}"
         );
+    }
+
+    /// Plays packets arriving at `arrivals[i]` ms (packet i at timestamp
+    /// i × N) for `ticks` ticks the way the mixer does; when asked to
+    /// stretch and `obey`, it plays a tick more of the packet (skipping the
+    /// next tick's pop) or a tick less (popping twice). Returns the stats
+    /// and the number of stretches asked for.
+    fn mixer(arrivals: &[u64], ticks: u64, obey: bool) -> (JitterStats, usize) {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(t0);
+        let mut order: Vec<(u64, u32)> = (0..).zip(arrivals).map(|(i, a)| (*a, i)).collect();
+        order.sort();
+        let mut order = order.into_iter().peekable();
+        let (mut asked, mut skip) = (0, false);
+        for k in 0..ticks {
+            let now = ms(t0, k * 10 + 5);
+            while let Some((a, i)) = order.next_if(|(a, _)| ms(t0, *a) <= now) {
+                jb.sequence(i as u16);
+                jb.push(i * N, pkt(0), N, ms(t0, a));
+            }
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if let Playout::Packet(..) = jb.pop(now) {
+                match jb.stretch() {
+                    Stretch::None => {}
+                    Stretch::Expand => {
+                        asked += 1;
+                        if obey {
+                            jb.stretched(i64::from(N));
+                            skip = true;
+                        }
+                    }
+                    Stretch::Accelerate => {
+                        asked += 1;
+                        if obey && jb.next_is_here() {
+                            jb.stretched(-i64::from(N));
+                            jb.pop(now);
+                        }
+                    }
+                }
+            }
+        }
+        (jb.stats(), asked)
+    }
+
+    /// Packets every 10 ms, each 0 to 30 ms late (a fixed pseudo-random
+    /// pattern).
+    fn jittered(n: u64) -> Vec<u64> {
+        (0..n).map(|i| i * 10 + (i * 7919 + 13) % 31).collect()
+    }
+
+    /// A talker who never pauses: the delay must grow within the spurt, by
+    /// stretching, for the jittered packets to stop coming too late.
+    #[test]
+    fn within_a_spurt_the_delay_grows_to_the_target_by_stretching() {
+        let arrivals = jittered(1000);
+        let (stats, asked) = mixer(&arrivals, 1000, true);
+        assert!(asked >= 1 && stats.expanded == asked as u64, "{stats:?}");
+        assert!(stats.delay_ms >= 30.0, "{stats:?}");
+        let (early, _) = mixer(&arrivals[..300], 300, true);
+        // Late packets only while the delay grows, in the first 3 s.
+        assert_eq!(stats.late, early.late, "{stats:?}");
+        // A mixer that does not stretch goes on losing packets.
+        let (unstretched, asked) = mixer(&arrivals, 1000, false);
+        assert!(asked > 100, "{asked}");
+        assert!(unstretched.late > stats.late + 20, "{unstretched:?}");
+    }
+
+    /// The network gets 60 ms faster in the middle of a spurt: playout
+    /// speeds up until the delay is back near the target.
+    #[test]
+    fn a_delay_far_above_the_target_is_brought_down() {
+        let arrivals: Vec<u64> = (0..600)
+            .map(|i| i * 10 + if i < 200 { 60 } else { 0 })
+            .collect();
+        let (stats, _) = mixer(&arrivals, 600, true);
+        assert!(stats.accelerated >= 1, "{stats:?}");
+        assert!(
+            stats.delay_ms <= stats.target_ms + ABOVE_TARGET_MS,
+            "{stats:?}"
+        );
+        assert_eq!(stats.expanded, 0, "{stats:?}");
+        let (unstretched, _) = mixer(&arrivals, 600, false);
+        assert!(unstretched.delay_ms > 60.0, "{unstretched:?}");
+    }
+
+    /// A calm network: nothing is stretched.
+    #[test]
+    fn a_steady_stream_is_not_stretched() {
+        let arrivals: Vec<u64> = (0..500).map(|i| i * 10 + 2).collect();
+        let (stats, asked) = mixer(&arrivals, 500, true);
+        assert_eq!(asked, 0, "{stats:?}");
+        assert!(stats.played >= 498 && stats.late == 0, "{stats:?}");
     }
 }

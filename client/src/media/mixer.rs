@@ -8,11 +8,12 @@
 //! channel.
 
 use super::device::{NullSink, RecordingClock, Sink, SpeakerSpec, open_sink, open_wav};
-use super::jitter::{JitterBuffer, JitterStats, Playout};
-use super::opus::{Decoded, MAX_DECODED, VoiceDecoder, packet_samples};
+use super::jitter::{JitterBuffer, JitterStats, Playout, Stretch};
+use super::opus::{MAX_DECODED, VoiceDecoder, packet_samples};
 use super::processing::EchoTap;
 use super::room::RoomSpeaker;
 use super::sounds::Sound;
+use super::stretch::{self, ACCELERATE_NEEDS, HISTORY};
 use super::{FRAME, MonoFrame, StereoFrame, frames, rms};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hallway_shared::UserId;
@@ -127,6 +128,8 @@ const HANG: u32 = frames(300);
 const PUBLISH: u64 = frames(100) as u64;
 /// Sounds playing at once.
 pub const SOUNDS: usize = 4;
+/// Room for two of the longest packets: one stretched, or one and the next.
+const DECODED: usize = 2 * MAX_DECODED;
 
 impl Mixer {
     /// Starts mixing to `speaker`; everything played also goes to `links`.
@@ -214,9 +217,12 @@ struct PeerMix {
     session: u64,
     jitter: JitterBuffer,
     decoder: Option<VoiceDecoder>,
-    /// The last packet decoded, and how much of it has played.
-    decoded: Box<Decoded>,
+    /// The last packet decoded (stretched, or two when speeding up), and
+    /// how much of it has played.
+    decoded: Box<[f32; DECODED]>,
     ready: std::ops::Range<usize>,
+    /// The last samples played (before gain), for stretching.
+    history: Box<[f32; HISTORY]>,
     /// Gains applied at the end of the last frame, and the ones wanted now.
     current: (f32, f32),
     spatial_gain: f32,
@@ -234,8 +240,9 @@ impl PeerMix {
             session: 0,
             jitter: JitterBuffer::new(now),
             decoder: VoiceDecoder::new().ok(),
-            decoded: Box::new([0.0; MAX_DECODED]),
+            decoded: Box::new([0.0; DECODED]),
             ready: 0..0,
+            history: Box::new([0.0; HISTORY]),
             current: (0.0, 0.0),
             // Until told where the peer is, play it centred at full volume.
             spatial_gain: 1.0,
@@ -268,22 +275,42 @@ impl PeerMix {
         let mut filled = 0;
         while filled < FRAME {
             if self.ready.is_empty() {
-                let result = match self.jitter.pop(now) {
-                    Playout::Silence => break,
-                    Playout::Packet(p, n) => decoder
-                        .decode(&p, &mut self.decoded)
-                        // A packet that is not Opus: conceal rather than
-                        // play garbage.
-                        .or_else(|_| decoder.conceal(n as usize, &mut self.decoded)),
-                    Playout::Recover(p, n) => decoder
-                        .recover(&p, n as usize, &mut self.decoded)
-                        .or_else(|_| decoder.conceal(n as usize, &mut self.decoded)),
-                    Playout::Conceal(n) => decoder.conceal(n as usize, &mut self.decoded),
+                let playout = self.jitter.pop(now);
+                let want = match playout {
+                    // Stretching looks back on whole ticks played.
+                    Playout::Packet(..) if filled == 0 => self.jitter.stretch(),
+                    _ => Stretch::None,
                 };
-                match result {
-                    Ok(n) if n > 0 => self.ready = 0..n.min(MAX_DECODED),
-                    _ => break,
+                let Some(mut n) = decode(decoder, playout, &mut self.decoded[..]) else {
+                    break;
+                };
+                match want {
+                    Stretch::None => {}
+                    Stretch::Expand => {
+                        if let Some(m) = stretch::expand(&self.history, &mut self.decoded[..], n) {
+                            self.jitter.stretched(m as i64 - n as i64);
+                            n = m;
+                        }
+                    }
+                    Stretch::Accelerate => {
+                        // One packet of ours is too short to take a long
+                        // period out of: take the next too, if it is here.
+                        if n < ACCELERATE_NEEDS
+                            && self.jitter.next_is_here()
+                            && let Some(more) = self
+                                .decoded
+                                .get_mut(n..)
+                                .and_then(|rest| decode(decoder, self.jitter.pop(now), rest))
+                        {
+                            n += more;
+                        }
+                        if let Some(m) = stretch::accelerate(&mut self.decoded[..], n) {
+                            self.jitter.stretched(m as i64 - n as i64);
+                            n = m;
+                        }
+                    }
                 }
+                self.ready = 0..n.min(DECODED);
             }
             let take = self.ready.len().min(FRAME - filled);
             let from = self.ready.start;
@@ -292,11 +319,31 @@ impl PeerMix {
             filled += take;
         }
         if filled == 0 {
+            self.history.fill(0.0);
             return false;
         }
         buf[filled..].fill(0.0);
+        self.history.copy_within(FRAME.., 0);
+        self.history[HISTORY - FRAME..].copy_from_slice(buf);
         true
     }
+}
+
+/// Decodes what the jitter buffer said to play into `out`: how many samples
+/// it gave, `None` for nothing (silence, or a decoder error).
+fn decode(decoder: &mut VoiceDecoder, playout: Playout, out: &mut [f32]) -> Option<usize> {
+    let result = match playout {
+        Playout::Silence => return None,
+        Playout::Packet(p, n) => decoder
+            .decode(&p, out)
+            // A packet that is not Opus: conceal rather than play garbage.
+            .or_else(|_| decoder.conceal(n as usize, out)),
+        Playout::Recover(p, n) => decoder
+            .recover(&p, n as usize, out)
+            .or_else(|_| decoder.conceal(n as usize, out)),
+        Playout::Conceal(n) => decoder.conceal(n as usize, out),
+    };
+    result.ok().filter(|n| *n > 0).map(|n| n.min(out.len()))
 }
 
 fn run(
@@ -346,6 +393,7 @@ fn run(
                 mix.jitter = JitterBuffer::new(now);
                 mix.decoder = VoiceDecoder::new().ok();
                 mix.ready = 0..0;
+                mix.history.fill(0.0);
             }
             mix.stats.packets += 1;
             mix.stats.bytes += p.payload.len() as u64;
@@ -657,6 +705,47 @@ mod tests {
                 .map(|r| (r * 100.0).round())
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// A talker who never pauses, her packets 0 to 30 ms late throughout:
+    /// the mixer stretches her voice a pitch period at a time, so the delay
+    /// grows to the jitter buffer's target within the one talk spurt.
+    #[test]
+    fn a_jittered_spurt_is_stretched_to_the_target() {
+        let mixer = Mixer::start(SpeakerSpec::None, MixerLinks::default());
+        let peer = UserId(5);
+        let mut enc = VoiceEncoder::new().unwrap();
+        // A voiced sound: 150 Hz and two harmonics.
+        let voiced = |n: usize| {
+            let w = 2.0 * std::f32::consts::PI * 150.0 * n as f32 / 48_000.0;
+            0.3 * w.sin() + 0.15 * (2.0 * w).sin() + 0.08 * (3.0 * w).sin()
+        };
+        let mut packets: Vec<(u64, u32, Vec<u8>)> = (0..300u32)
+            .map(|k| {
+                let f: [f32; OPUS_FRAME] =
+                    std::array::from_fn(|i| voiced(k as usize * OPUS_FRAME + i));
+                let payload = enc.encode(&f).unwrap().unwrap().to_vec();
+                let late = (u64::from(k) * 7919 + 13) % 31;
+                (u64::from(k) * 10 + late, k, payload)
+            })
+            .collect();
+        packets.sort();
+        let start = Instant::now();
+        for (at, k, payload) in packets {
+            crate::media::device::sleep_until(start + Duration::from_millis(at));
+            mixer.sender().packet(MixerPacket {
+                peer,
+                session: 1,
+                seq: k as u16,
+                timestamp: k * OPUS_FRAME as u32,
+                payload,
+                arrival: Instant::now(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let jitter = mixer.stats().peers[&peer].jitter;
+        assert!(jitter.expanded >= 1, "{jitter:?}");
+        assert!(jitter.delay_ms >= 25.0, "{jitter:?}");
     }
 
     /// A flood of packets fills the packet queue; the `Remove` behind it

@@ -16,6 +16,7 @@ pub mod processing;
 pub mod resample;
 pub mod room;
 pub mod sounds;
+pub mod stretch;
 pub mod video;
 
 pub use capture::{Capture, CaptureControl, CaptureLinks, CaptureStats};

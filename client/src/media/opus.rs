@@ -20,8 +20,6 @@ const _: () = assert!(OPUS_FRAME.is_multiple_of(FRAME) && OPUS_FRAME <= MAX_DECO
 pub type OpusFrame = [f32; OPUS_FRAME];
 /// The longest packet Opus has: 120 ms.
 pub const MAX_DECODED: usize = 5760;
-/// What one packet decodes to, at most.
-pub type Decoded = [f32; MAX_DECODED];
 
 /// How many samples (at 48 kHz) an Opus packet holds, from its header;
 /// `None` if it is no Opus packet.
@@ -78,7 +76,7 @@ impl VoiceDecoder {
     }
 
     /// Decodes one packet; returns how many samples it held.
-    pub fn decode(&mut self, packet: &[u8], out: &mut Decoded) -> Result<usize, MediaError> {
+    pub fn decode(&mut self, packet: &[u8], out: &mut [f32]) -> Result<usize, MediaError> {
         Ok(self.inner.decode_float(packet, out, false)?)
     }
 
@@ -87,16 +85,18 @@ impl VoiceDecoder {
         &mut self,
         next_packet: &[u8],
         samples: usize,
-        out: &mut Decoded,
+        out: &mut [f32],
     ) -> Result<usize, MediaError> {
-        let out = &mut out[..samples.min(MAX_DECODED)];
+        let n = samples.min(out.len());
+        let out = &mut out[..n];
         Ok(self.inner.decode_float(next_packet, out, true)?)
     }
 
     /// Packet-loss concealment: an estimate of `samples` missing (a
     /// multiple of 2.5 ms).
-    pub fn conceal(&mut self, samples: usize, out: &mut Decoded) -> Result<usize, MediaError> {
-        let out = &mut out[..samples.min(MAX_DECODED)];
+    pub fn conceal(&mut self, samples: usize, out: &mut [f32]) -> Result<usize, MediaError> {
+        let n = samples.min(out.len());
+        let out = &mut out[..n];
         Ok(self.inner.decode_float(&[], out, false)?)
     }
 }
